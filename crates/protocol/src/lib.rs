@@ -1,0 +1,1 @@
+//! Kafka wire protocol: request/response types generated from the message specs, frame codec.

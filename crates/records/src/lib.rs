@@ -1,0 +1,1 @@
+//! RecordBatch v2: header, CRC32C, offset patching, record iteration, compression.
