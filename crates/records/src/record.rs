@@ -1,0 +1,310 @@
+//! Records inside a batch's (decompressed) records section.
+//!
+//! Each record: `length` varint, `attributes` int8, `timestampDelta` varlong, `offsetDelta`
+//! varint, `keyLength` varint (-1 = null) + key, `valueLength` varint (-1 = null) + value,
+//! `headerCount` varint, then per header `keyLength` varint + key (a string, never null) and
+//! `valueLength` varint (-1 = null) + value.
+//!
+//! Keys, values and header fields are [`Bytes`] slices of the batch (or of the decompressed
+//! buffer), so iteration copies nothing. Every length and count from the input is checked
+//! against the bytes that remain before anything is allocated for it.
+
+use std::fmt;
+
+use bytes::Bytes;
+
+use crate::codec::{self, CodecError};
+use crate::error::{kafka_error, BatchError};
+use crate::header::{BatchHeader, Compression, TimestampType, BATCH_HEADER_LEN};
+use crate::varint::{read_varint, read_varlong};
+
+/// One record header. Keys may repeat within a record; order is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordHeader {
+    /// UTF-8 by the protocol's rules, kept as bytes: Kafka does not reject bad UTF-8 here.
+    pub key: Bytes,
+    pub value: Option<Bytes>,
+}
+
+/// One decoded record with its absolute offset and timestamp.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Unused by Kafka today; kept so a record can be re-encoded byte for byte.
+    pub attributes: i8,
+    pub timestamp_delta: i64,
+    pub offset_delta: i32,
+    /// `base_offset + offset_delta`.
+    pub offset: i64,
+    /// `base_timestamp + timestamp_delta`, or the batch's `max_timestamp` when the batch
+    /// uses LogAppendTime (the broker's clock overrides the producer's for every record).
+    pub timestamp: i64,
+    pub key: Option<Bytes>,
+    pub value: Option<Bytes>,
+    pub headers: Vec<RecordHeader>,
+}
+
+/// Why the records of a batch could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RecordError {
+    /// The batch header itself is bad.
+    Batch(BatchError),
+    /// Decompressing the records section failed or passed the size limit.
+    Codec(CodecError),
+    /// A record's bytes break the format (bad varint, length past the end, negative sizes).
+    Malformed {
+        record_index: i32,
+        reason: &'static str,
+    },
+    /// Fewer records than `recordCount` fit in the records section.
+    MissingRecords { expected: i32, found: i32 },
+    /// Bytes remain after `recordCount` records.
+    TrailingBytes { bytes: usize },
+}
+
+impl RecordError {
+    /// The Kafka error code for a produce request carrying the batch: Kafka 4 answers a
+    /// record that does not parse, or counts that disagree, with `CORRUPT_MESSAGE` when the
+    /// bytes themselves are broken and `INVALID_RECORD` when the framing holds but the
+    /// declared counts or sizes do not.
+    pub fn kafka_error_code(&self) -> i16 {
+        match self {
+            RecordError::Batch(error) => error.kafka_error_code(),
+            RecordError::Codec(_) | RecordError::Malformed { .. } => kafka_error::CORRUPT_MESSAGE,
+            RecordError::MissingRecords { .. } | RecordError::TrailingBytes { .. } => {
+                kafka_error::INVALID_RECORD
+            }
+        }
+    }
+}
+
+impl fmt::Display for RecordError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecordError::Batch(error) => error.fmt(f),
+            RecordError::Codec(error) => error.fmt(f),
+            RecordError::Malformed {
+                record_index,
+                reason,
+            } => {
+                write!(f, "record {record_index} is malformed: {reason}")
+            }
+            RecordError::MissingRecords { expected, found } => {
+                write!(f, "batch declares {expected} records but holds {found}")
+            }
+            RecordError::TrailingBytes { bytes } => {
+                write!(f, "{bytes} bytes remain after the declared records")
+            }
+        }
+    }
+}
+
+impl std::error::Error for RecordError {}
+
+impl From<BatchError> for RecordError {
+    fn from(error: BatchError) -> RecordError {
+        RecordError::Batch(error)
+    }
+}
+
+impl From<CodecError> for RecordError {
+    fn from(error: CodecError) -> RecordError {
+        RecordError::Codec(error)
+    }
+}
+
+/// Opens the records of one whole batch: validates header, length and CRC, decompresses the
+/// records section (at most `max_decompressed_bytes`), and returns an iterator over them.
+pub fn records(batch: &Bytes, max_decompressed_bytes: usize) -> Result<Records, RecordError> {
+    let header = crate::header::validate(batch)?;
+    let section = batch.slice(BATCH_HEADER_LEN..header.total_len());
+    let body = match header.compression() {
+        Compression::None => section,
+        codec => Bytes::from(codec::decompress(codec, &section, max_decompressed_bytes)?),
+    };
+    Ok(Records::new(header, body))
+}
+
+/// Iterator over the records of one batch; see [`records`]. Yields at most `recordCount`
+/// items, then an error if bytes remain; after any error it yields nothing more.
+#[derive(Debug, Clone)]
+pub struct Records {
+    header: BatchHeader,
+    body: Bytes,
+    position: usize,
+    next_index: i32,
+    done: bool,
+}
+
+impl Records {
+    /// Iterates `body`, the already decompressed records section of the batch `header`.
+    pub fn new(header: BatchHeader, body: Bytes) -> Records {
+        Records {
+            header,
+            body,
+            position: 0,
+            next_index: 0,
+            done: false,
+        }
+    }
+
+    /// The header of the batch being iterated.
+    pub fn header(&self) -> &BatchHeader {
+        &self.header
+    }
+
+    fn step(&mut self) -> Option<Result<Record, RecordError>> {
+        let expected = self.header.record_count.max(0);
+        let rest = self.body.len() - self.position;
+        if self.next_index >= expected {
+            self.done = true;
+            return (rest > 0).then_some(Err(RecordError::TrailingBytes { bytes: rest }));
+        }
+        if rest == 0 {
+            self.done = true;
+            return Some(Err(RecordError::MissingRecords {
+                expected,
+                found: self.next_index,
+            }));
+        }
+        let index = self.next_index;
+        let result = self.read_record(index);
+        self.next_index += 1;
+        if result.is_err() {
+            self.done = true;
+        }
+        Some(result)
+    }
+
+    fn read_record(&mut self, record_index: i32) -> Result<Record, RecordError> {
+        let malformed = |reason| RecordError::Malformed {
+            record_index,
+            reason,
+        };
+        let mut cursor = Cursor {
+            bytes: &self.body,
+            position: self.position,
+        };
+        let length = cursor
+            .length()
+            .ok_or_else(|| malformed("bad record length"))?;
+        let end = cursor.position + length;
+        // A cursor bounded by the record's own length, so no field can read into the next.
+        let bounded = self.body.slice(..end);
+        let mut body = Cursor {
+            bytes: &bounded,
+            position: cursor.position,
+        };
+        let record =
+            decode_body(&mut body, &self.header).ok_or_else(|| malformed("bad record body"))?;
+        if body.position != end {
+            return Err(malformed("record length disagrees with its fields"));
+        }
+        self.position = end;
+        Ok(record)
+    }
+}
+
+impl Iterator for Records {
+    type Item = Result<Record, RecordError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        self.step()
+    }
+}
+
+impl std::iter::FusedIterator for Records {}
+
+/// Reads a record's fields after its length prefix; `None` on any malformation.
+fn decode_body(cursor: &mut Cursor<'_>, batch: &BatchHeader) -> Option<Record> {
+    let attributes = cursor.byte()? as i8;
+    let timestamp_delta = cursor.varlong()?;
+    let offset_delta = cursor.varint()?;
+    let key = cursor.nullable_bytes()?;
+    let value = cursor.nullable_bytes()?;
+    let headers = decode_headers(cursor)?;
+    let timestamp = match batch.timestamp_type() {
+        TimestampType::CreateTime => batch.base_timestamp.wrapping_add(timestamp_delta),
+        TimestampType::LogAppendTime => batch.max_timestamp,
+    };
+    Some(Record {
+        attributes,
+        timestamp_delta,
+        offset_delta,
+        offset: batch.base_offset.wrapping_add(i64::from(offset_delta)),
+        timestamp,
+        key,
+        value,
+        headers,
+    })
+}
+
+/// The smallest header on the wire: a zero-length key and a null value, one byte each.
+const HEADER_MIN_BYTES: usize = 2;
+
+fn decode_headers(cursor: &mut Cursor<'_>) -> Option<Vec<RecordHeader>> {
+    let count = usize::try_from(cursor.varint()?).ok()?;
+    // A hostile count cannot make us reserve more than the remaining bytes could hold.
+    if count > cursor.remaining() / HEADER_MIN_BYTES {
+        return None;
+    }
+    let mut headers = Vec::with_capacity(count);
+    for _ in 0..count {
+        let key = cursor.nullable_bytes()??; // Kafka rejects a null header key.
+        let value = cursor.nullable_bytes()?;
+        headers.push(RecordHeader { key, value });
+    }
+    Some(headers)
+}
+
+/// A read position in a shared buffer; every read is bounds-checked.
+struct Cursor<'a> {
+    bytes: &'a Bytes,
+    position: usize,
+}
+
+impl Cursor<'_> {
+    fn remaining(&self) -> usize {
+        self.bytes.len() - self.position
+    }
+
+    fn byte(&mut self) -> Option<u8> {
+        let byte = *self.bytes.get(self.position)?;
+        self.position += 1;
+        Some(byte)
+    }
+
+    fn varint(&mut self) -> Option<i32> {
+        let (value, used) = read_varint(&self.bytes[self.position..])?;
+        self.position += used;
+        Some(value)
+    }
+
+    fn varlong(&mut self) -> Option<i64> {
+        let (value, used) = read_varlong(&self.bytes[self.position..])?;
+        self.position += used;
+        Some(value)
+    }
+
+    /// A non-negative varint length that fits in the remaining bytes.
+    fn length(&mut self) -> Option<usize> {
+        let length = usize::try_from(self.varint()?).ok()?;
+        (length <= self.remaining()).then_some(length)
+    }
+
+    /// Varint length then bytes; length -1 is null (`Some(None)`); `None` if malformed.
+    fn nullable_bytes(&mut self) -> Option<Option<Bytes>> {
+        let (length, used) = read_varint(&self.bytes[self.position..])?;
+        if length == -1 {
+            self.position += used;
+            return Some(None);
+        }
+        let length = self.length()?;
+        let value = self.bytes.slice(self.position..self.position + length);
+        self.position += length;
+        Some(Some(value))
+    }
+}
