@@ -1,0 +1,267 @@
+//! The handle the broker holds: open the quorum, propose records, read the applied image.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use freshet_metadata::{kafka_code, MetadataImage, MetadataRecord};
+use openraft::async_runtime::WatchReceiver;
+use openraft::errors::{ClientWriteError, RaftError};
+use openraft::network::NetSnapshot;
+use openraft::{BasicNode, Config, RaftNetworkFactory, SnapshotPolicy};
+use tokio::sync::watch;
+
+use crate::log_store::FileLogStore;
+use crate::network::NoPeers;
+use crate::state_machine::{AppliedImage, MetadataStateMachine};
+use crate::types::{MetaRaft, MetadataBatch, RejectedRecord};
+
+/// The openraft instance of the metadata log.
+pub type MetaRaftHandle = openraft::Raft<MetaRaft, MetadataStateMachine>;
+
+/// Timing and retention of the quorum.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuorumOptions {
+    pub heartbeat_interval_ms: u64,
+    pub election_timeout_min_ms: u64,
+    pub election_timeout_max_ms: u64,
+    /// A snapshot of the image is written after this many entries since the last one.
+    pub snapshot_interval_entries: u64,
+    /// Entries kept in the log behind a snapshot (so a lagging follower can catch up from
+    /// the log rather than a whole snapshot).
+    pub entries_kept_after_snapshot: u64,
+    /// How long `open_single` waits to be leader with the log applied.
+    pub ready_timeout_ms: u64,
+}
+
+impl Default for QuorumOptions {
+    fn default() -> Self {
+        QuorumOptions {
+            heartbeat_interval_ms: 50,
+            election_timeout_min_ms: 150,
+            election_timeout_max_ms: 300,
+            snapshot_interval_entries: 1000,
+            entries_kept_after_snapshot: 100,
+            ready_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl QuorumOptions {
+    fn raft_config(&self) -> Result<Config, QuorumError> {
+        let config = Config {
+            cluster_name: "freshet-metadata".to_string(),
+            heartbeat_interval: self.heartbeat_interval_ms,
+            election_timeout_min: self.election_timeout_min_ms,
+            election_timeout_max: self.election_timeout_max_ms,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snapshot_interval_entries),
+            max_in_snapshot_log_to_keep: self.entries_kept_after_snapshot,
+            ..Config::default()
+        };
+        config
+            .validate()
+            .map_err(|e| QuorumError::Config(e.to_string()))
+    }
+}
+
+/// Why the quorum could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum QuorumError {
+    #[error("metadata store I/O: {0}")]
+    Io(#[from] io::Error),
+    #[error("invalid raft config: {0}")]
+    Config(String),
+    #[error("raft: {0}")]
+    Raft(String),
+    #[error("not ready in time: {0}")]
+    NotReady(String),
+}
+
+/// Why a proposal did not take effect.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProposeError {
+    /// This node is not the leader; retry on `leader_id` (when known).
+    #[error("not the metadata leader (leader: {leader_id:?})")]
+    NotLeader { leader_id: Option<u64> },
+    /// Committed, but refused by the image's invariants: nothing changed.
+    #[error(transparent)]
+    Rejected(#[from] RejectedRecord),
+    /// A leader change discarded the entry; it may or may not commit later.
+    #[error("outcome unknown after a leader change")]
+    Unknown,
+    /// The Raft node has stopped.
+    #[error("metadata quorum stopped: {0}")]
+    Stopped(String),
+}
+
+impl ProposeError {
+    /// The Kafka error code for a request whose proposal failed this way.
+    pub fn error_code(&self) -> i16 {
+        match self {
+            ProposeError::NotLeader { .. } => kafka_code::NOT_CONTROLLER,
+            ProposeError::Rejected(r) => r.error.error_code(),
+            ProposeError::Unknown => kafka_code::REQUEST_TIMED_OUT,
+            ProposeError::Stopped(_) => kafka_code::UNKNOWN_SERVER_ERROR,
+        }
+    }
+}
+
+/// The metadata log of one node: a Raft member whose applied state is a [`MetadataImage`].
+pub struct MetadataQuorum {
+    node_id: u64,
+    raft: MetaRaftHandle,
+    applied: watch::Receiver<AppliedImage>,
+}
+
+impl MetadataQuorum {
+    /// Opens the single-voter quorum of a one-node cluster stored in `dir`. The first start
+    /// creates the cluster with this node as its only voter; a restart recovers the log and
+    /// elects itself again. Returns once this node leads and has applied its whole log.
+    /// `addr` is where other nodes would reach this one later (stored in the membership).
+    pub async fn open_single(dir: &Path, node_id: u64, addr: &str) -> Result<Self, QuorumError> {
+        Self::open_single_with(dir, node_id, addr, &QuorumOptions::default()).await
+    }
+
+    /// [`open_single`](Self::open_single) with explicit options.
+    pub async fn open_single_with(
+        dir: &Path,
+        node_id: u64,
+        addr: &str,
+        options: &QuorumOptions,
+    ) -> Result<Self, QuorumError> {
+        let voters = BTreeMap::from([(node_id, BasicNode::new(addr))]);
+        let ready_timeout = Duration::from_millis(options.ready_timeout_ms);
+        let quorum = Self::open(dir, node_id, options, NoPeers, Some(voters)).await?;
+        quorum.wait_leader_applied(node_id, ready_timeout).await?;
+        Ok(quorum)
+    }
+
+    /// Opens a member of a quorum of any size, reaching the others through `network`.
+    /// `initial_voters` initializes a brand-new cluster (pass it on one node only; ignored
+    /// when the directory already holds a cluster). Does not wait for a leader.
+    pub async fn open<N>(
+        dir: &Path,
+        node_id: u64,
+        options: &QuorumOptions,
+        network: N,
+        initial_voters: Option<BTreeMap<u64, BasicNode>>,
+    ) -> Result<Self, QuorumError>
+    where
+        N: RaftNetworkFactory<MetaRaft>,
+        N::Network: NetSnapshot<MetaRaft, SnapshotData = Vec<u8>>,
+    {
+        let config = Arc::new(options.raft_config()?);
+        let log_store = FileLogStore::open(dir)?;
+        let (state_machine, applied) = MetadataStateMachine::open(dir)?;
+        let raft = MetaRaftHandle::new(node_id, config, network, log_store, state_machine)
+            .await
+            .map_err(|e| QuorumError::Raft(e.to_string()))?;
+        let quorum = MetadataQuorum {
+            node_id,
+            raft,
+            applied,
+        };
+        if let Some(voters) = initial_voters {
+            quorum.initialize_if_new(voters).await?;
+        }
+        Ok(quorum)
+    }
+
+    async fn initialize_if_new(&self, voters: BTreeMap<u64, BasicNode>) -> Result<(), QuorumError> {
+        let initialized = self
+            .raft
+            .is_initialized()
+            .await
+            .map_err(|e| QuorumError::Raft(e.to_string()))?;
+        if !initialized {
+            self.raft
+                .initialize(voters)
+                .await
+                .map_err(|e| QuorumError::Raft(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// Waits until `leader` leads and this node has applied every entry it holds.
+    pub async fn wait_leader_applied(
+        &self,
+        leader: u64,
+        timeout: Duration,
+    ) -> Result<(), QuorumError> {
+        self.raft
+            .wait(Some(timeout))
+            .metrics(
+                |m| {
+                    m.current_leader == Some(leader)
+                        && m.last_applied.map(|id| id.index) >= m.last_log_index
+                },
+                "leader elected and log applied",
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| QuorumError::NotReady(e.to_string()))
+    }
+
+    /// Appends `records` as one entry and returns its log index once it is committed and
+    /// applied here. The records take effect all or nothing.
+    pub async fn propose(&self, records: Vec<MetadataRecord>) -> Result<u64, ProposeError> {
+        match self.raft.client_write(MetadataBatch(records)).await {
+            Ok(response) => {
+                response.data?;
+                Ok(response.log_id.index)
+            }
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                Err(ProposeError::NotLeader {
+                    leader_id: f.leader_id,
+                })
+            }
+            Err(RaftError::APIError(ClientWriteError::LogEntryDiscarded(_))) => {
+                Err(ProposeError::Unknown)
+            }
+            Err(e) => Err(ProposeError::Stopped(e.to_string())),
+        }
+    }
+
+    /// The latest applied image. Cheap (an `Arc`); hold it as long as needed.
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.applied.borrow().image.clone()
+    }
+
+    /// The latest applied image with its log index.
+    pub fn applied(&self) -> AppliedImage {
+        self.applied.borrow().clone()
+    }
+
+    /// A receiver that wakes on every applied entry (`changed().await`).
+    pub fn watch(&self) -> watch::Receiver<AppliedImage> {
+        self.applied.clone()
+    }
+
+    pub fn node_id(&self) -> u64 {
+        self.node_id
+    }
+
+    /// The leader this node knows of, if any.
+    pub fn current_leader(&self) -> Option<u64> {
+        self.raft.metrics().borrow_watched().current_leader
+    }
+
+    /// The openraft handle, for the RPC server of a multi-node transport and for
+    /// membership changes (add_learner, change_membership).
+    pub fn raft(&self) -> &MetaRaftHandle {
+        &self.raft
+    }
+
+    /// Stops the Raft tasks. Everything acknowledged is already on disk; call this before
+    /// reopening the same directory.
+    pub async fn shutdown(self) -> Result<(), QuorumError> {
+        self.raft
+            .shutdown()
+            .await
+            .map_err(|e| QuorumError::Raft(e.to_string()))
+    }
+}
