@@ -267,6 +267,23 @@ pub fn read_frame(bytes: &[u8]) -> Option<(&[u8], usize)> {
     (crc32c::crc32c(payload) == crc).then_some((payload, end))
 }
 
+/// Whether bytes that do not start with an intact frame are what a crash during the last
+/// append leaves: a header cut short, or a single frame reaching (or passing) the end of the
+/// file whose contents did not all reach the disk. Anything else is damage, not a torn write.
+pub fn is_torn_tail(bytes: &[u8]) -> bool {
+    let Some(header) = bytes.get(..4) else {
+        return true;
+    };
+    // After a power cut the file can have grown without its new pages written: zeros.
+    if bytes.iter().all(|b| *b == 0) {
+        return true;
+    }
+    let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
+    // A length that is garbage (zeroed or random page contents) also ends the log, but only
+    // when nothing that could be a later frame follows within the claimed extent.
+    8usize.saturating_add(len as usize) >= bytes.len()
+}
+
 /// A small file's contents with a version byte in front and a CRC32C behind.
 pub fn seal(body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(body.len() + 5);
@@ -388,6 +405,23 @@ mod tests {
         flipped[10] ^= 1;
         assert_eq!(read_frame(&flipped), None);
         assert_eq!(read_frame(&[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]), None);
+    }
+
+    #[test]
+    fn torn_tails_are_told_from_damage() {
+        let framed = frame(b"hello").unwrap();
+        assert!(is_torn_tail(&framed[..3]));
+        assert!(is_torn_tail(&framed[..10]));
+        let mut flipped = framed.clone();
+        flipped[10] ^= 1;
+        assert!(is_torn_tail(&flipped), "last frame with bad contents");
+        let mut followed = flipped.clone();
+        followed.extend_from_slice(&framed);
+        assert!(
+            !is_torn_tail(&followed),
+            "bad frame with a good one after it"
+        );
+        assert!(is_torn_tail(&[0; 100]), "zeroed pages after a power cut");
     }
 
     #[test]

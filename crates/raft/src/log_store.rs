@@ -126,6 +126,11 @@ fn recover_log(dir: &Path, last_purged: Option<&LogId>) -> io::Result<RecoveredL
         offset += frame_len;
     }
     if offset < bytes.len() {
+        if !disk::is_torn_tail(&bytes[offset..]) {
+            // Damage with intact-looking data behind it is not a crash mid-append: cutting
+            // there would silently drop acknowledged entries, so refuse to start instead.
+            return Err(invalid("raft-log: damaged frame in the middle of the log"));
+        }
         // A frame cut short by a crash during append; it was never acknowledged.
         file.set_len(offset as u64)?;
         file.sync_all()?;
@@ -403,6 +408,21 @@ mod tests {
         drop(store);
         let store = FileLogStore::open(&dir).unwrap();
         assert_eq!(store.indexes(), vec![1, 2, 3, 4]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn damage_in_the_middle_refuses_to_open() {
+        let dir = temp_dir("middle");
+        let store = FileLogStore::open(&dir).unwrap();
+        store.lock().append((1..=3).map(|i| entry(1, i))).unwrap();
+        drop(store);
+        let path = dir.join(LOG_FILE);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[12] ^= 0xff; // inside the first entry's payload
+        std::fs::write(&path, bytes).unwrap();
+        let err = FileLogStore::open(&dir).err().unwrap();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
