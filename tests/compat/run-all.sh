@@ -65,7 +65,11 @@ install_python() {
 }
 
 install_go() { (cd "$here/go" && go build -o bin/franz ./franz && go build -o bin/sarama ./sarama); }
-install_java() { mvn -q -B -f "$here/java/pom.xml" package; }
+install_java() {
+  local jar=$here/java/target/compat-java-1.jar
+  if [[ -f $jar && -z $(find "$here/java/src" "$here/java/pom.xml" -newer "$jar") ]]; then return; fi
+  mvn -q -B -f "$here/java/pom.xml" package
+}
 install_kafka() { "$kafka" fetch; }
 
 t_install=$(now_ms)
@@ -79,7 +83,12 @@ say "installs took $(( $(now_ms) - t_install )) ms"
 # ------------------------------------------------------------------------------------------------
 # Optional reference broker.
 kafka_dir=""
-stop_kafka() { [[ -n $kafka_dir ]] && "$kafka" stop "$kafka_dir" >/dev/null 2>&1; }
+stop_kafka() {
+  [[ -n $kafka_dir && -f $kafka_dir/pid ]] || return 0
+  local pid; pid=$(cat "$kafka_dir/pid")
+  say "Apache Kafka pid $pid: $(grep -E '^Vm(RSS|HWM)' /proc/"$pid"/status 2>/dev/null | tr -s ' \t\n' ' ')"
+  "$kafka" stop "$kafka_dir" >/dev/null 2>&1
+}
 if $start_kafka; then
   kafka_dir=$logs/kafka
   port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
