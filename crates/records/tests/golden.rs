@@ -216,8 +216,7 @@ fn our_marker_batch_is_byte_identical_to_javas() {
     assert_eq!(ours, golden("control-commit.bin").to_vec());
 }
 
-#[test]
-fn our_uncompressed_batch_is_byte_identical_to_javas() {
+fn build_golden(compression: Compression) -> Vec<u8> {
     use freshet_records::{BatchBuilder, BatchOptions, NewRecord};
     let mut builder = BatchBuilder::new(BatchOptions {
         base_offset: BASE_OFFSET,
@@ -225,6 +224,7 @@ fn our_uncompressed_batch_is_byte_identical_to_javas() {
         producer_id: 4242,
         producer_epoch: 3,
         base_sequence: 17,
+        compression,
         ..BatchOptions::default()
     });
     for (timestamp_ms, key, value, headers) in golden_records() {
@@ -239,8 +239,33 @@ fn our_uncompressed_batch_is_byte_identical_to_javas() {
             })
             .unwrap();
     }
-    assert_eq!(builder.build().unwrap(), golden("none.bin").to_vec());
+    builder.build().unwrap()
 }
+
+#[test]
+fn our_uncompressed_batch_is_byte_identical_to_javas() {
+    assert_eq!(build_golden(Compression::None), golden("none.bin").to_vec());
+}
+
+/// Writes the golden records built by this crate, one file per codec, into the folder named
+/// by `FRESHET_RECORDS_OUT`, for tests/golden/gen/verify-ours.sh to decode with Java.
+#[test]
+#[ignore = "run by tests/golden/gen/verify-ours.sh, which then reads the files with Java"]
+fn write_batches_for_java() {
+    let out = std::env::var("FRESHET_RECORDS_OUT").expect("FRESHET_RECORDS_OUT");
+    for codec in ALL_CODECS {
+        let path = format!("{out}/ours-{codec:?}.bin");
+        std::fs::write(&path, build_golden(codec)).unwrap();
+    }
+}
+
+const ALL_CODECS: [Compression; 5] = [
+    Compression::None,
+    Compression::Gzip,
+    Compression::Snappy,
+    Compression::Lz4,
+    Compression::Zstd,
+];
 
 #[test]
 fn split_walks_all_golden_files_concatenated() {
