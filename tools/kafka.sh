@@ -61,17 +61,21 @@ cmd_fetch() {
   command -v mvn >/dev/null || die "mvn not found (install Maven)"
   local t0; t0=$(now_ms)
   rm -rf "$libs"
+  mkdir -p "$KAFKA_HOME"
+  # Maven's quiet mode still prints colour codes; keep its output for failures only.
   mvn -B -q -f "$TOOLS_DIR/kafka-dist/pom.xml" -Dkafka.version="$KAFKA_VERSION" \
-    dependency:copy-dependencies -DoutputDirectory="$libs" -DincludeScope=runtime >&2
+    dependency:copy-dependencies -DoutputDirectory="$libs" -DincludeScope=runtime >"$KAFKA_HOME/fetch.log" 2>&1 \
+    || { cat "$KAFKA_HOME/fetch.log" >&2; die "Maven could not fetch Kafka $KAFKA_VERSION"; }
   # Exactly one SLF4J binding must be present, or Kafka logs nothing (or warns about several).
-  local bindings; bindings=$(ls "$libs" | grep -cE '^(log4j-slf4j2?-impl|slf4j-reload4j|logback-classic|slf4j-simple)-' || true)
+  local bindings; bindings=$(find "$libs" -maxdepth 1 -regextype egrep \
+    -regex '.*/(log4j-slf4j2?-impl|slf4j-reload4j|logback-classic|slf4j-simple)-[^/]*\.jar' | wc -l)
   [[ $bindings == 1 ]] || die "expected one SLF4J binding in $libs, found $bindings"
   for j in "kafka_2.13-$KAFKA_VERSION.jar" "kafka-tools-$KAFKA_VERSION.jar" "kafka-clients-$KAFKA_VERSION.jar"; do
     [[ -f $libs/$j ]] || die "missing $libs/$j"
   done
   touch "$marker"
   write_log_config
-  echo "kafka.sh: fetched Kafka $KAFKA_VERSION ($(ls "$libs" | wc -l) jars, $(du -sh "$libs" | cut -f1)) in $(( $(now_ms) - t0 )) ms" >&2
+  echo "kafka.sh: fetched Kafka $KAFKA_VERSION ($(find "$libs" -name '*.jar' | wc -l) jars, $(du -sh "$libs" | cut -f1)) in $(( $(now_ms) - t0 )) ms" >&2
   echo "$KAFKA_HOME"
 }
 
