@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::config::EffectiveTopicConfig;
 use crate::error::MetadataError;
 use crate::names::validate_topic_name;
 use crate::record::{
@@ -86,6 +87,11 @@ impl MetadataImage {
     /// Explicit config overrides of a topic (empty when none or when there is no such topic).
     pub fn topic_config(&self, topic: &str) -> BTreeMap<String, String> {
         self.resource_config(ConfigResourceType::Topic, topic)
+    }
+
+    /// A topic's configs parsed, Kafka defaults filled in (what the log and produce path use).
+    pub fn effective_topic_config(&self, topic: &str) -> EffectiveTopicConfig {
+        EffectiveTopicConfig::from_overrides(&self.topic_config(topic))
     }
 
     /// Explicit config overrides of any resource.
@@ -603,6 +609,11 @@ mod tests {
         let expected: BTreeMap<String, String> =
             [("retention.ms".to_string(), "1000".to_string())].into();
         assert_eq!(image.topic_config("a"), expected);
+        assert_eq!(image.effective_topic_config("a").retention_ms, 1000);
+        assert_eq!(
+            image.effective_topic_config("a").segment_bytes,
+            1_073_741_824
+        );
         assert_eq!(
             image.apply(&config("nope", "retention.ms", Some("1"))),
             Err(MetadataError::UnknownTopicName("nope".into()))
