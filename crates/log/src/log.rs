@@ -581,8 +581,9 @@ impl Log {
 
     /// Removes every batch from the one containing `offset` onward (replication's
     /// truncation after a leader change). Returns the new log end offset, which is `offset`
-    /// when it falls on a batch boundary and the containing batch's base offset otherwise.
-    /// Below the log start offset the whole log is emptied and restarted at `offset`.
+    /// when it falls on a batch boundary and the containing batch's base offset otherwise
+    /// (never below the log start offset: then the log restarts empty there). Below the log
+    /// start offset the whole log is emptied and restarted at `offset`.
     pub fn truncate_to(&self, offset: i64) -> Result<i64, LogError> {
         if offset < self.log_start_offset() {
             self.truncate_fully_and_start_at(offset)?;
@@ -603,6 +604,13 @@ impl Log {
                 Some((pos, info)) => (pos, info.base_offset),
                 None => (size, target.next_offset()),
             };
+            let lso = self.log_start_offset();
+            if new_leo < lso {
+                // The batch holding `offset` also holds the log start offset: nothing visible
+                // is left, so restart empty at the start offset rather than end below it.
+                self.reset_to(w, lso)?;
+                return Ok(lso);
+            }
             self.publish_segments(segments[..keep].to_vec());
             for seg in &segments[keep..] {
                 seg.delete_files()?;
@@ -611,7 +619,6 @@ impl Log {
             target.truncate_to(position, &self.limits)?;
             checkpoint::sync_dir(&self.dir)?;
             self.log_end_offset.store(new_leo, Ordering::Release);
-            self.log_start_offset.fetch_min(new_leo, Ordering::AcqRel);
             let rp = w.recovery_point_on_disk.min(new_leo);
             checkpoint::write(&self.dir, checkpoint::RECOVERY_POINT_FILE, rp)?;
             w.recovery_point_on_disk = rp;
@@ -622,22 +629,24 @@ impl Log {
     /// Deletes every segment and restarts the log empty at `offset` (a follower whose leader
     /// no longer has its offsets).
     pub fn truncate_fully_and_start_at(&self, offset: i64) -> Result<(), LogError> {
-        self.exclusive(|w| {
-            let old = self.segments();
-            for seg in old.iter() {
-                seg.delete_files()?;
-            }
-            let fresh = Arc::new(Segment::create(&self.dir, offset)?);
-            self.publish_segments(vec![fresh]);
-            w.dirty.clear();
-            checkpoint::sync_dir(&self.dir)?;
-            self.log_end_offset.store(offset, Ordering::Release);
-            self.log_start_offset.store(offset, Ordering::Release);
-            checkpoint::write(&self.dir, checkpoint::LOG_START_OFFSET_FILE, offset)?;
-            checkpoint::write(&self.dir, checkpoint::RECOVERY_POINT_FILE, offset)?;
-            w.recovery_point_on_disk = offset;
-            Ok(())
-        })
+        self.exclusive(|w| self.reset_to(w, offset))
+    }
+
+    fn reset_to(&self, w: &mut WriterState, offset: i64) -> Result<(), LogError> {
+        let old = self.segments();
+        for seg in old.iter() {
+            seg.delete_files()?;
+        }
+        let fresh = Arc::new(Segment::create(&self.dir, offset)?);
+        self.publish_segments(vec![fresh]);
+        w.dirty.clear();
+        checkpoint::sync_dir(&self.dir)?;
+        self.log_end_offset.store(offset, Ordering::Release);
+        self.log_start_offset.store(offset, Ordering::Release);
+        checkpoint::write(&self.dir, checkpoint::LOG_START_OFFSET_FILE, offset)?;
+        checkpoint::write(&self.dir, checkpoint::RECOVERY_POINT_FILE, offset)?;
+        w.recovery_point_on_disk = offset;
+        Ok(())
     }
 
     /// DeleteRecords: makes `offset` the log start offset (durably, before returning) and

@@ -7,6 +7,17 @@
 /// `base_timestamp + i * timestamp_step_ms`. Base offset 0 and leader epoch -1, as a producer
 /// sends them.
 pub fn build_batch(values: &[&[u8]], base_timestamp: i64, timestamp_step_ms: i64) -> Vec<u8> {
+    build_batch_with_producer(values, base_timestamp, timestamp_step_ms, (-1, -1, -1))
+}
+
+/// [`build_batch`] with `(producer_id, producer_epoch, base_sequence)` set (tests use them to
+/// tag a batch with who wrote it).
+pub fn build_batch_with_producer(
+    values: &[&[u8]],
+    base_timestamp: i64,
+    timestamp_step_ms: i64,
+    (producer_id, producer_epoch, base_sequence): (i64, i16, i32),
+) -> Vec<u8> {
     assert!(!values.is_empty(), "a batch holds at least one record");
     let mut records = Vec::new();
     for (i, value) in values.iter().enumerate() {
@@ -32,9 +43,9 @@ pub fn build_batch(values: &[&[u8]], base_timestamp: i64, timestamp_step_ms: i64
     out.extend_from_slice(&(n - 1).to_be_bytes()); // last offset delta
     out.extend_from_slice(&base_timestamp.to_be_bytes());
     out.extend_from_slice(&max_timestamp.to_be_bytes());
-    out.extend_from_slice(&(-1i64).to_be_bytes()); // producer id
-    out.extend_from_slice(&(-1i16).to_be_bytes()); // producer epoch
-    out.extend_from_slice(&(-1i32).to_be_bytes()); // base sequence
+    out.extend_from_slice(&producer_id.to_be_bytes());
+    out.extend_from_slice(&producer_epoch.to_be_bytes());
+    out.extend_from_slice(&base_sequence.to_be_bytes());
     out.extend_from_slice(&n.to_be_bytes()); // record count
     out.extend_from_slice(&records);
     let crc = crc32c::crc32c(&out[21..]);
@@ -49,6 +60,23 @@ pub fn filled_batch(
     payload_bytes: usize,
     seed: u64,
     base_timestamp: i64,
+) -> Vec<u8> {
+    filled_batch_with_producer(
+        record_count,
+        payload_bytes,
+        seed,
+        base_timestamp,
+        (-1, -1, -1),
+    )
+}
+
+/// [`filled_batch`] tagged with producer fields.
+pub fn filled_batch_with_producer(
+    record_count: usize,
+    payload_bytes: usize,
+    seed: u64,
+    base_timestamp: i64,
+    producer: (i64, i16, i32),
 ) -> Vec<u8> {
     let per_record = (payload_bytes / record_count.max(1)).max(1);
     let mut state = seed | 1;
@@ -65,7 +93,7 @@ pub fn filled_batch(
         })
         .collect();
     let refs: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
-    build_batch(&refs, base_timestamp, 1)
+    build_batch_with_producer(&refs, base_timestamp, 1, producer)
 }
 
 /// `batch` as the log stores it: base offset and leader epoch assigned.
