@@ -101,6 +101,14 @@ fi
 export BOOTSTRAP=$bootstrap
 say "bootstrap $BOOTSTRAP, logs in $logs"
 
+# Fail fast when nothing listens: every driver would otherwise spend its own 30-60 s time-out.
+host=${bootstrap%:*} port=${bootstrap##*:}
+if ! timeout 5 bash -c "exec 3<>/dev/tcp/$host/$port" 2>/dev/null; then
+  say "cannot connect to $bootstrap"
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+
 # ------------------------------------------------------------------------------------------------
 # Drivers: name, the install it needs, and the command (the topic is appended).
 py=$here/python/.venv/bin/python
