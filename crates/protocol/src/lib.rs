@@ -11,6 +11,7 @@ mod generated;
 mod testing;
 #[cfg(test)]
 mod tests;
+pub mod wire;
 
 pub use codec::{Decode, DecodeError, Encode, EncodeError, RawTaggedField, Uuid};
 pub use generated::messages::{RequestHeader, ResponseHeader};

@@ -98,6 +98,51 @@ pub fn rustfmt(repo_root: &Path, source: &str) -> Result<String, String> {
     String::from_utf8(output.stdout).map_err(|e| e.to_string())
 }
 
+/// Formats every file. One rustfmt process for all the message modules (starting one per file
+/// costs most of the time); the `mod.rs` files go through stdin so that rustfmt does not go
+/// looking for their child modules.
+fn format_all(repo_root: &Path, files: &mut [GeneratedFile]) -> Result<(), String> {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let scratch =
+        std::env::temp_dir().join(format!("freshet-codegen-{}-{stamp}", std::process::id()));
+    std::fs::create_dir_all(&scratch).map_err(|e| e.to_string())?;
+    let result = format_in(repo_root, &scratch, files);
+    let _ = std::fs::remove_dir_all(&scratch);
+    result
+}
+
+fn format_in(repo_root: &Path, scratch: &Path, files: &mut [GeneratedFile]) -> Result<(), String> {
+    let mut batch = Vec::new();
+    for (i, f) in files.iter_mut().enumerate() {
+        if f.path.file_name().is_some_and(|n| n == "mod.rs") {
+            f.content =
+                rustfmt(repo_root, &f.content).map_err(|e| format!("{}: {e}", f.path.display()))?;
+        } else {
+            let tmp = scratch.join(format!("f{i}.rs"));
+            std::fs::write(&tmp, &f.content).map_err(|e| e.to_string())?;
+            batch.push((i, tmp));
+        }
+    }
+    let status = Command::new(std::env::var("RUSTFMT").unwrap_or_else(|_| "rustfmt".into()))
+        .args(["--edition", "2021", "--config-path"])
+        .arg(repo_root.join("rustfmt.toml"))
+        .args(batch.iter().map(|(_, p)| p))
+        .status()
+        .map_err(|e| format!("cannot run rustfmt: {e}"))?;
+    if !status.success() {
+        return Err(format!(
+            "rustfmt failed on generated code in {}",
+            scratch.display()
+        ));
+    }
+    for (i, tmp) in batch {
+        files[i].content = std::fs::read_to_string(&tmp).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
 /// Generates every file, formatted.
 pub fn generate(repo_root: &Path) -> Result<Vec<GeneratedFile>, String> {
     let loaded = load_specs(repo_root)?;
@@ -129,10 +174,7 @@ pub fn generate(repo_root: &Path) -> Result<Vec<GeneratedFile>, String> {
         path: out.join("mod.rs"),
         content: dispatch::emit_root_mod(&loaded),
     });
-    for f in &mut files {
-        f.content =
-            rustfmt(repo_root, &f.content).map_err(|e| format!("{}: {e}", f.path.display()))?;
-    }
+    format_all(repo_root, &mut files)?;
     Ok(files)
 }
 
