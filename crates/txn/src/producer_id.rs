@@ -452,6 +452,19 @@ mod tests {
     }
 
     #[test]
+    fn java_idempotent_request_ignores_its_timeout() {
+        // The Java client's idempotent InitProducerId carries Integer.MAX_VALUE as timeout;
+        // Kafka validates the timeout only for transactional ids.
+        let mut manager = ProducerIdManager::default();
+        manager.add_block(0, 100).unwrap();
+        let java = InitProducerIdRequest {
+            transaction_timeout_ms: i32::MAX,
+            ..idempotent()
+        };
+        assert_eq!(manager.init_producer_id(&java), grant(0));
+    }
+
+    #[test]
     fn half_given_producer_id_and_epoch_is_invalid_request() {
         let mut manager = ProducerIdManager::default();
         manager.add_block(0, 100).unwrap();
