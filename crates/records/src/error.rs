@@ -49,9 +49,13 @@ pub enum BatchError {
 impl BatchError {
     /// The Kafka error code a produce request carrying this batch is answered with.
     ///
-    /// Mirrors Kafka 4: a CRC or framing failure is `CORRUPT_MESSAGE`; a legacy message set
-    /// (magic 0/1) is `UNSUPPORTED_VERSION` because that format was removed (KIP-724);
-    /// a batch that frames correctly but breaks record rules is `INVALID_RECORD`.
+    /// Mirrors Kafka 4: a CRC or framing failure, or a magic byte outside 0..=2, is
+    /// `CORRUPT_MESSAGE` (`ByteBufferLogInputStream`: "Invalid magic found in record");
+    /// a legacy message set (magic 0/1) inside a produce request v3+ is `INVALID_RECORD`
+    /// (`ProduceRequest.validateRecords` throws `InvalidRecordException`: "are only allowed
+    /// to contain record batches with magic version 2"). Produce v0-2 themselves, the only
+    /// requests that could carry magic 0/1 legally, are refused as a whole with
+    /// `UNSUPPORTED_VERSION` by the broker's API version check (KIP-896), not here.
     pub fn kafka_error_code(&self) -> i16 {
         match self {
             BatchError::Truncated { .. }
@@ -59,7 +63,7 @@ impl BatchError {
             | BatchError::TrailingBytes { .. }
             | BatchError::UnknownCompression(_)
             | BatchError::CrcMismatch { .. } => kafka_error::CORRUPT_MESSAGE,
-            BatchError::UnsupportedMagic(0 | 1) => kafka_error::UNSUPPORTED_VERSION,
+            BatchError::UnsupportedMagic(0 | 1) => kafka_error::INVALID_RECORD,
             BatchError::UnsupportedMagic(_) => kafka_error::CORRUPT_MESSAGE,
             BatchError::InconsistentCount { .. } => kafka_error::INVALID_RECORD,
         }

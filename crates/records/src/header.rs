@@ -424,10 +424,13 @@ mod tests {
         legacy[MAGIC_OFFSET] = 1;
         let err = BatchHeader::parse(&legacy).unwrap_err();
         assert_eq!(err, BatchError::UnsupportedMagic(1));
-        assert_eq!(
-            err.kafka_error_code(),
-            crate::kafka_error::UNSUPPORTED_VERSION
-        );
+        // Kafka's ProduceRequest.validateRecords: InvalidRecordException.
+        assert_eq!(err.kafka_error_code(), crate::kafka_error::INVALID_RECORD);
+        let mut garbage = vec![0u8; BATCH_HEADER_LEN];
+        garbage[MAGIC_OFFSET] = 0x7f;
+        let err = BatchHeader::parse(&garbage).unwrap_err();
+        assert_eq!(err, BatchError::UnsupportedMagic(0x7f));
+        assert_eq!(err.kafka_error_code(), crate::kafka_error::CORRUPT_MESSAGE);
     }
 
     #[test]

@@ -184,23 +184,19 @@ impl Records {
         let mut cursor = Cursor {
             bytes: &self.body,
             position: self.position,
+            end: self.body.len(),
         };
         let length = cursor
             .length()
             .ok_or_else(|| malformed("bad record length"))?;
-        let end = cursor.position + length;
-        // A cursor bounded by the record's own length, so no field can read into the next.
-        let bounded = self.body.slice(..end);
-        let mut body = Cursor {
-            bytes: &bounded,
-            position: cursor.position,
-        };
+        // Bound the cursor by the record's own length, so no field can read into the next.
+        cursor.end = cursor.position + length;
         let record =
-            decode_body(&mut body, &self.header).ok_or_else(|| malformed("bad record body"))?;
-        if body.position != end {
+            decode_body(&mut cursor, &self.header).ok_or_else(|| malformed("bad record body"))?;
+        if cursor.position != cursor.end {
             return Err(malformed("record length disagrees with its fields"));
         }
-        self.position = end;
+        self.position = cursor.end;
         Ok(record)
     }
 }
@@ -260,31 +256,37 @@ fn decode_headers(cursor: &mut Cursor<'_>) -> Option<Vec<RecordHeader>> {
     Some(headers)
 }
 
-/// A read position in a shared buffer; every read is bounds-checked.
+/// A read position in a shared buffer, bounded by `end`; every read is bounds-checked.
 struct Cursor<'a> {
     bytes: &'a Bytes,
     position: usize,
+    /// Exclusive bound: reads never pass it (`end <= bytes.len()`).
+    end: usize,
 }
 
 impl Cursor<'_> {
     fn remaining(&self) -> usize {
-        self.bytes.len() - self.position
+        self.end - self.position
+    }
+
+    fn rest(&self) -> &[u8] {
+        &self.bytes[self.position..self.end]
     }
 
     fn byte(&mut self) -> Option<u8> {
-        let byte = *self.bytes.get(self.position)?;
+        let byte = *self.rest().first()?;
         self.position += 1;
         Some(byte)
     }
 
     fn varint(&mut self) -> Option<i32> {
-        let (value, used) = read_varint(&self.bytes[self.position..])?;
+        let (value, used) = read_varint(self.rest())?;
         self.position += used;
         Some(value)
     }
 
     fn varlong(&mut self) -> Option<i64> {
-        let (value, used) = read_varlong(&self.bytes[self.position..])?;
+        let (value, used) = read_varlong(self.rest())?;
         self.position += used;
         Some(value)
     }
@@ -297,7 +299,7 @@ impl Cursor<'_> {
 
     /// Varint length then bytes; length -1 is null (`Some(None)`); `None` if malformed.
     fn nullable_bytes(&mut self) -> Option<Option<Bytes>> {
-        let (length, used) = read_varint(&self.bytes[self.position..])?;
+        let (length, used) = read_varint(self.rest())?;
         if length == -1 {
             self.position += used;
             return Some(None);
