@@ -16,9 +16,11 @@ pub mod log_store;
 pub mod network;
 pub mod quorum;
 pub mod state_machine;
+pub mod tcp;
 pub mod types;
 
 pub use network::{InProcessNetwork, InProcessRouter, NoPeers};
 pub use quorum::{MetaRaftHandle, MetadataQuorum, ProposeError, QuorumError, QuorumOptions};
 pub use state_machine::AppliedImage;
+pub use tcp::TcpNetwork;
 pub use types::{MetaRaft, MetadataBatch, RejectedRecord};
