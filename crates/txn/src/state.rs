@@ -112,19 +112,17 @@ pub struct ProducerEntry {
     pub(crate) current_txn_first_offset: Option<i64>,
 }
 
-impl ProducerEntry {
-    /// The state of a producer the partition has never seen (Kafka's
-    /// `ProducerStateEntry.empty`): no epoch, so any sequence is accepted.
-    fn unknown() -> ProducerEntry {
-        ProducerEntry {
-            producer_epoch: NO_PRODUCER_EPOCH,
-            batches: VecDeque::new(),
-            last_timestamp_ms: -1,
-            coordinator_epoch: -1,
-            current_txn_first_offset: None,
-        }
-    }
+/// The state of a producer the partition has never seen (Kafka's
+/// `ProducerStateEntry.empty`): no epoch, so any sequence is accepted.
+static UNKNOWN_PRODUCER: ProducerEntry = ProducerEntry {
+    producer_epoch: NO_PRODUCER_EPOCH,
+    batches: VecDeque::new(),
+    last_timestamp_ms: -1,
+    coordinator_epoch: -1,
+    current_txn_first_offset: None,
+};
 
+impl ProducerEntry {
     pub fn producer_epoch(&self) -> i16 {
         self.producer_epoch
     }
@@ -309,9 +307,22 @@ impl ProducerStateTable {
         self.producers.is_empty()
     }
 
-    /// Decides what to do with one batch a client sent; see [`Self::check_appends`].
+    /// Decides what to do with one batch a client sent; see [`Self::check_appends`] for the
+    /// rules. This is the produce hot path: it reads the table and allocates nothing.
     pub fn check_append(&self, batch: &ProducerBatch) -> Result<AppendDecision, ProducerError> {
-        self.check_appends(std::slice::from_ref(batch))
+        if batch.is_control {
+            return Err(ProducerError::ControlBatchFromClient);
+        }
+        if !batch.has_producer_id() {
+            return Ok(AppendDecision::Append);
+        }
+        check_fields(batch)?;
+        let entry = self.entry(batch.producer_id).unwrap_or(&UNKNOWN_PRODUCER);
+        if let Some(duplicate) = entry.find_duplicate(batch) {
+            return Ok(AppendDecision::Duplicate(duplicate));
+        }
+        check_data_batch(entry, batch)?;
+        Ok(AppendDecision::Append)
     }
 
     /// Decides what to do with the batches one produce request sends to this partition,
@@ -333,6 +344,9 @@ impl ProducerStateTable {
         &self,
         batches: &[ProducerBatch],
     ) -> Result<AppendDecision, ProducerError> {
+        if let [batch] = batches {
+            return self.check_append(batch);
+        }
         // Entries as the earlier batches of this request would leave them; a request
         // touches few producers (one, from any real client), so a Vec is enough.
         let mut staged: Vec<(i64, ProducerEntry)> = Vec::new();
@@ -368,10 +382,7 @@ impl ProducerStateTable {
         let index = match staged.iter().position(|(id, _)| *id == producer_id) {
             Some(index) => index,
             None => {
-                let entry = self
-                    .entry(producer_id)
-                    .cloned()
-                    .unwrap_or_else(ProducerEntry::unknown);
+                let entry = self.entry(producer_id).unwrap_or(&UNKNOWN_PRODUCER).clone();
                 staged.push((producer_id, entry));
                 staged.len() - 1
             }
@@ -429,7 +440,7 @@ impl ProducerStateTable {
     fn entry_mut(&mut self, producer_id: i64) -> &mut ProducerEntry {
         self.producers
             .entry(producer_id)
-            .or_insert_with(ProducerEntry::unknown)
+            .or_insert_with(|| UNKNOWN_PRODUCER.clone())
     }
 
     /// Inserts an entry decoded from a snapshot; the decoder checked its invariants.

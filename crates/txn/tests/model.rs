@@ -355,3 +355,64 @@ fn a_scripted_run_exercises_every_outcome() {
         }
     );
 }
+
+/// A small-domain batch, so that two of them often meet the same producer state.
+fn small_batch() -> impl Strategy<Value = ProducerBatch> {
+    (0..2i64, 0..3i16, 0..12i32, 1..3i32).prop_map(|(producer, epoch, base_sequence, records)| {
+        ProducerBatch {
+            producer_id: 1000 + producer,
+            producer_epoch: epoch,
+            base_sequence,
+            last_offset_delta: records - 1,
+            record_count: records,
+            max_timestamp_ms: 0,
+            is_transactional: false,
+            is_control: false,
+        }
+    })
+}
+
+/// What Kafka decides for two batches in one request, built from single-batch decisions:
+/// the first is decided alone; the second looks for duplicates in the table as it was and
+/// is validated against the state the first leaves behind.
+fn expected_pair(table: &ProducerStateTable, a: &ProducerBatch, b: &ProducerBatch) -> Outcome {
+    let first = outcome(table.check_append(a));
+    if first != Outcome::Append {
+        return first;
+    }
+    if let dup @ Outcome::Duplicate { .. } = outcome(table.check_append(b)) {
+        return dup;
+    }
+    let mut after_a = table.clone();
+    after_a.on_appended(a, 1_000_000);
+    match outcome(after_a.check_append(b)) {
+        // Only `a` itself can be new in the window: a second copy of it in the same request
+        // does not follow it, so it is out of order.
+        Outcome::Duplicate { .. } => Outcome::Error(45),
+        other => other,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn two_batches_in_one_request_decide_like_two_steps(
+        prefix in prop::collection::vec(small_batch(), 0..12),
+        a in small_batch(),
+        b in small_batch(),
+    ) {
+        let mut table = ProducerStateTable::new(ProducerStateConfig::default());
+        let mut offset = 0;
+        for batch in prefix {
+            if table.check_append(&batch) == Ok(AppendDecision::Append) {
+                table.on_appended(&batch, offset);
+                offset += i64::from(batch.last_offset_delta) + 1;
+            }
+        }
+        let before = table.clone();
+        let decided = outcome(table.check_appends(&[a, b]));
+        prop_assert_eq!(decided, expected_pair(&table, &a, &b));
+        prop_assert_eq!(&table, &before);
+    }
+}
