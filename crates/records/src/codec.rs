@@ -4,7 +4,7 @@
 //!
 //! | codec  | framing on the wire                                                    |
 //! | ------ | ---------------------------------------------------------------------- |
-//! | gzip   | one RFC 1952 gzip member (Java's `GZIPOutputStream`)                   |
+//! | gzip   | RFC 1952 gzip (Java's `GZIPOutputStream`: one member; we read several) |
 //! | snappy | xerial framing: 16-byte header then `[i32 len][raw snappy block]`...   |
 //! |        | (Java's snappy-java `SnappyOutputStream`); a bare raw block is accepted |
 //! | lz4    | standard LZ4 frame, independent 64 KiB blocks, no checksums but HC     |
@@ -81,7 +81,8 @@ pub fn decompress(
             Ok(input.to_vec())
         }
         Compression::Gzip => {
-            let decoder = flate2::read::GzDecoder::new(input);
+            // Every member of a multi-member stream, as Java's GZIPInputStream reads them.
+            let decoder = flate2::read::MultiGzDecoder::new(input);
             read_capped(codec, decoder, input.len(), max_decompressed_bytes)
         }
         Compression::Snappy => decompress_snappy(input, max_decompressed_bytes),
@@ -301,15 +302,15 @@ mod tests {
 
     #[test]
     fn limit_is_enforced_for_every_codec() {
-        let input = vec![0u8; 1 << 20];
+        let input = vec![0u8; 256 << 10];
         for codec in ALL {
             let mut compressed = Vec::new();
             compress(codec, &input, &mut compressed).unwrap();
-            let err = decompress(codec, &compressed, (1 << 20) - 1).unwrap_err();
+            let err = decompress(codec, &compressed, (256 << 10) - 1).unwrap_err();
             assert_eq!(
                 err,
                 CodecError::TooLarge {
-                    max_decompressed_bytes: (1 << 20) - 1
+                    max_decompressed_bytes: (256 << 10) - 1
                 },
                 "{codec:?}"
             );
@@ -328,6 +329,17 @@ mod tests {
         let output = decompress(Compression::Snappy, &twice, 10_000).unwrap();
         assert_eq!(output.len(), 10_000);
         assert_eq!(&output[5000..], &input[..]);
+    }
+
+    #[test]
+    fn gzip_reads_every_member_of_a_concatenated_stream() {
+        let mut two = Vec::new();
+        compress(Compression::Gzip, b"first ", &mut two).unwrap();
+        compress(Compression::Gzip, b"second", &mut two).unwrap();
+        assert_eq!(
+            decompress(Compression::Gzip, &two, 100).unwrap(),
+            b"first second"
+        );
     }
 
     #[test]
