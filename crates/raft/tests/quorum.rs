@@ -286,3 +286,98 @@ async fn three_voters_replicate_and_fail_over() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_learner_joining_late_gets_a_snapshot_and_follows() {
+    let dir = temp_dir("learner");
+    let router = InProcessRouter::new();
+    let options = QuorumOptions {
+        snapshot_interval_entries: 5,
+        entries_kept_after_snapshot: 0,
+        ..QuorumOptions::default()
+    };
+    let voters = BTreeMap::from([(1, BasicNode::new("node1"))]);
+    let voter = MetadataQuorum::open(
+        &dir.join("v"),
+        1,
+        &options,
+        router.network_for(1),
+        Some(voters),
+    )
+    .await
+    .unwrap();
+    router.register(1, voter.raft().clone());
+    voter
+        .wait_leader_applied(1, Duration::from_secs(10))
+        .await
+        .unwrap();
+    voter.propose(bootstrap(&voter.image())).await.unwrap();
+    for i in 0..12u8 {
+        voter
+            .propose(create_topic(&voter.image(), &format!("t{i}"), 1, i + 1))
+            .await
+            .unwrap();
+    }
+    voter
+        .raft()
+        .wait(Some(Duration::from_secs(5)))
+        .metrics(|m| m.purged.is_some_and(|p| p.index > 5), "purged")
+        .await
+        .unwrap();
+
+    // The entries it would need are gone from the log: only a snapshot can bring it up.
+    let learner = MetadataQuorum::open(&dir.join("l"), 2, &options, router.network_for(2), None)
+        .await
+        .unwrap();
+    router.register(2, learner.raft().clone());
+    voter
+        .raft()
+        .add_learner(2, BasicNode::new("node2"), true)
+        .await
+        .unwrap();
+    let index = voter
+        .propose(create_topic(&voter.image(), "after-join", 1, 100))
+        .await
+        .unwrap();
+    wait_applied(&learner, index).await;
+    assert_eq!(*learner.image(), *voter.image());
+    assert!(learner.raft().get_snapshot().await.unwrap().is_some());
+    match learner.propose(vec![]).await {
+        Err(ProposeError::NotLeader { leader_id }) => assert_eq!(leader_id, Some(1)),
+        other => panic!("a learner cannot propose: {other:?}"),
+    }
+    for member in [voter, learner] {
+        router.unregister(member.node_id());
+        member.shutdown().await.unwrap();
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_creations_of_one_name_let_exactly_one_win() {
+    let dir = temp_dir("race");
+    let quorum = std::sync::Arc::new(MetadataQuorum::open_single(&dir, 1, "a:1").await.unwrap());
+    quorum.propose(bootstrap(&quorum.image())).await.unwrap();
+    let image = quorum.image();
+    let mut tasks = Vec::new();
+    for i in 0..8u8 {
+        let records = create_topic(&image, "contended", 1, i + 1);
+        let quorum = quorum.clone();
+        tasks.push(tokio::spawn(async move { quorum.propose(records).await }));
+    }
+    let mut won = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => won += 1,
+            Err(e) => assert_eq!(e.error_code(), 36, "{e}"),
+        }
+    }
+    assert_eq!(won, 1);
+    assert_eq!(quorum.image().topics().count(), 1);
+    std::sync::Arc::into_inner(quorum)
+        .unwrap()
+        .shutdown()
+        .await
+        .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
