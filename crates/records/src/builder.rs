@@ -65,6 +65,8 @@ pub enum BuildError {
     TooLarge {
         bytes: usize,
     },
+    /// An offset delta not above the previous record's, or past `i32::MAX`.
+    OffsetOrder,
     Codec(CodecError),
 }
 
@@ -72,6 +74,7 @@ impl fmt::Display for BuildError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             BuildError::TooLarge { bytes } => write!(f, "{bytes} bytes do not fit a record batch"),
+            BuildError::OffsetOrder => write!(f, "offset deltas must increase within a batch"),
             BuildError::Codec(error) => error.fmt(f),
         }
     }
@@ -79,13 +82,17 @@ impl fmt::Display for BuildError {
 
 impl std::error::Error for BuildError {}
 
-/// Accumulates records and produces one batch. Offsets deltas are 0, 1, 2... in push order.
+/// Accumulates records and produces one batch. Offset deltas are 0, 1, 2... in push order,
+/// unless given explicitly with [`BatchBuilder::push_with_offset_delta`] (compaction keeps
+/// the original offsets of the records it retains).
 #[derive(Debug, Clone)]
 pub struct BatchBuilder {
     options: BatchOptions,
     /// Encoded, uncompressed records section.
     records: Vec<u8>,
     record_count: i32,
+    /// Offset delta of the last record pushed; -1 before the first.
+    last_offset_delta: i32,
     base_timestamp_ms: Option<i64>,
     max_timestamp_ms: i64,
 }
@@ -96,6 +103,7 @@ impl BatchBuilder {
             options,
             records: Vec::new(),
             record_count: 0,
+            last_offset_delta: -1,
             base_timestamp_ms: None,
             max_timestamp_ms: -1,
         }
@@ -111,17 +119,36 @@ impl BatchBuilder {
         self.records.len()
     }
 
-    /// Encodes and appends one record. Like Kafka's builder, the first record's timestamp
-    /// becomes the batch's base timestamp.
+    /// Encodes and appends one record at the next offset delta. Like Kafka's builder, the
+    /// first record's timestamp becomes the batch's base timestamp.
     pub fn push(&mut self, record: &NewRecord<'_>) -> Result<(), BuildError> {
-        let offset_delta = self.record_count;
+        let offset_delta = self
+            .last_offset_delta
+            .checked_add(1)
+            .ok_or(BuildError::OffsetOrder)?;
+        self.push_with_offset_delta(offset_delta, record)
+    }
+
+    /// Encodes and appends one record at `offset_delta`, which must be above the previous
+    /// record's (gaps are allowed, as in a compacted batch).
+    pub fn push_with_offset_delta(
+        &mut self,
+        offset_delta: i32,
+        record: &NewRecord<'_>,
+    ) -> Result<(), BuildError> {
+        if offset_delta <= self.last_offset_delta {
+            return Err(BuildError::OffsetOrder);
+        }
+        let record_count = self
+            .record_count
+            .checked_add(1)
+            .ok_or(BuildError::OffsetOrder)?;
         let base_timestamp_ms = *self.base_timestamp_ms.get_or_insert(record.timestamp_ms);
         let timestamp_delta = record.timestamp_ms.wrapping_sub(base_timestamp_ms);
         let body_bytes = body_len(record, timestamp_delta, offset_delta)?;
         let body_bytes_i32 = to_i32(body_bytes)?;
         self.records
             .reserve(varint_len(body_bytes_i32) + body_bytes);
-        let before = self.records.len();
         write_varint(body_bytes_i32, &mut self.records);
         let body_start = self.records.len();
         encode_body(record, timestamp_delta, offset_delta, &mut self.records);
@@ -130,13 +157,8 @@ impl BatchBuilder {
             body_bytes,
             "record size estimate is exact"
         );
-        debug_assert!(self.records.len() > before);
-        self.record_count = self
-            .record_count
-            .checked_add(1)
-            .ok_or(BuildError::TooLarge {
-                bytes: self.records.len(),
-            })?;
+        self.record_count = record_count;
+        self.last_offset_delta = offset_delta;
         self.max_timestamp_ms = self.max_timestamp_ms.max(record.timestamp_ms);
         Ok(())
     }
@@ -166,8 +188,8 @@ impl BatchBuilder {
             magic: MAGIC_V2,
             crc: 0,
             attributes: attributes(options),
-            // An empty batch keeps delta 0 like Kafka's builder (it never writes one anyway).
-            last_offset_delta: (self.record_count - 1).max(0),
+            // An empty batch gets delta 0 (Kafka's builder never writes one).
+            last_offset_delta: self.last_offset_delta.max(0),
             base_timestamp: self.base_timestamp_ms.unwrap_or(-1),
             max_timestamp,
             producer_id: options.producer_id,

@@ -194,3 +194,30 @@ proptest! {
         assert_same(&decode(batch), &input, base_offset);
     }
 }
+
+#[test]
+fn explicit_offset_deltas_keep_gaps_like_a_compacted_batch() {
+    let mut builder = BatchBuilder::new(BatchOptions {
+        base_offset: 10,
+        ..BatchOptions::default()
+    });
+    let record = NewRecord {
+        timestamp_ms: 1,
+        key: Some(b"k"),
+        value: None,
+        headers: &[],
+    };
+    builder.push_with_offset_delta(2, &record).unwrap();
+    builder.push_with_offset_delta(7, &record).unwrap();
+    assert_eq!(
+        builder.push_with_offset_delta(7, &record),
+        Err(freshet_records::BuildError::OffsetOrder)
+    );
+    builder.push(&record).unwrap();
+    let batch = builder.build().unwrap();
+    let header = validate(&batch).unwrap();
+    assert_eq!((header.record_count, header.last_offset_delta), (3, 8));
+    assert!(header.check_producer_counts().is_err());
+    let offsets: Vec<i64> = decode(batch).iter().map(|r| r.offset).collect();
+    assert_eq!(offsets, [12, 17, 18]);
+}
