@@ -2,8 +2,10 @@
 # Apache Kafka 4.x from Maven Central, as a reference broker and as a source of Kafka's own tools.
 #
 #   tools/kafka.sh fetch                 download the broker + tools jars (once; cached)
-#   tools/kafka.sh start DIR [PORT]      format and start a single-node KRaft broker on 127.0.0.1:PORT
-#                                        (controller on PORT+1), wait until it serves, print timings
+#   tools/kafka.sh start DIR [PORT] [KEY=VALUE...]
+#                                        format and start a single-node KRaft broker on 127.0.0.1:PORT
+#                                        (controller on PORT+1, default 9092), extra server properties
+#                                        appended, wait until it serves, print start-up time and RSS
 #   tools/kafka.sh stop DIR              stop the broker started in DIR (by its recorded pid)
 #   tools/kafka.sh run CLASS|ALIAS ARGS  run a Kafka class (e.g. org.apache.kafka.tools.TopicCommand)
 #   tools/kafka.sh home                  print the folder that holds libs/ and config/
@@ -111,6 +113,7 @@ cmd_run() {
 
 write_server_properties() {
   local dir=$1 port=$2 controller_port=$(( $2 + 1 ))
+  shift 2
   cat >"$dir/server.properties" <<EOF
 # Single node, combined broker+controller, static quorum (no KIP-853 directory-id bookkeeping).
 process.roles=broker,controller
@@ -135,6 +138,12 @@ group.min.session.timeout.ms=1000
 auto.create.topics.enable=true
 delete.topic.enable=true
 EOF
+  # Later lines win in Java properties files, so extra settings override the ones above.
+  local kv
+  for kv in "$@"; do
+    [[ $kv == *=* ]] || die "server property '$kv' is not KEY=VALUE"
+    echo "$kv" >>"$dir/server.properties"
+  done
 }
 
 pid_is_kafka_of() {
@@ -148,15 +157,25 @@ cmd_start() {
   [[ $# -ge 1 ]] || usage
   local dir port=${2:-9092}
   mkdir -p "$1"; dir=$(cd "$1" && pwd)
+  shift; [[ $# -gt 0 ]] && shift
   if [[ -f $dir/pid ]] && pid_is_kafka_of "$(cat "$dir/pid")" "$dir"; then die "already running in $dir (pid $(cat "$dir/pid"))"; fi
   ensure_fetched
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then die "127.0.0.1:$port is already in use"; fi
-  write_server_properties "$dir" "$port"
+  write_server_properties "$dir" "$port" "$@"
   local cid
   # A random type-4 UUID in Kafka's 22-character base64url form, without starting a JVM for it.
-  cid=$(python3 -c 'import uuid,base64;print(base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode())')
+  # Like Kafka's own Uuid.randomUuid(), never one that starts with '-': the argument parser would
+  # take it for an option (seen here: "argument --cluster-id/-t: expected one argument").
+  cid=$(python3 -c '
+import base64, uuid
+while True:
+    s = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    if not s.startswith("-"):
+        print(s)
+        break
+')
   if [[ ! -f $dir/data/meta.properties ]]; then
-    KAFKA_TOOL_HEAP_OPTS=-Xmx256m cmd_run_sub storage format -t "$cid" -c "$dir/server.properties" >"$dir/format.log" 2>&1 \
+    KAFKA_TOOL_HEAP_OPTS=-Xmx256m cmd_run_sub storage format --cluster-id="$cid" -c "$dir/server.properties" >"$dir/format.log" 2>&1 \
       || { cat "$dir/format.log" >&2; die "storage format failed"; }
   fi
   local t0; t0=$(now_ms)
