@@ -435,6 +435,23 @@ mod tests {
     }
 
     #[test]
+    fn pseudo_random_bytes_never_panic() {
+        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+        for _ in 0..20_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let len = (state % 64) as usize;
+            // Small byte values make plausible lengths, counts and type tags likely.
+            let bytes: Vec<u8> = (0..len).map(|i| (state >> (i % 8 * 8)) as u8 % 4).collect();
+            let _ = decode_entry(&bytes);
+            let _ = read_frame(&bytes);
+            let _ = unseal(&bytes);
+            let _ = Reader::new(&bytes).membership();
+        }
+    }
+
+    #[test]
     fn votes_round_trip() {
         let vote = Vote {
             leader_id: LeaderId {
