@@ -1,6 +1,12 @@
 //! The broker: listeners, connections, one handler module per Kafka API, long-poll fetch,
 //! and the loops that drive the no-I/O cores. The only crate with a network server.
 
+mod broker;
+pub mod codes;
 pub mod config;
+mod connection;
+mod handlers;
+mod partitions;
 
+pub use broker::{Broker, StartError};
 pub use config::{BrokerConfig, ConfigError};

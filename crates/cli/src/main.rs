@@ -1,3 +1,38 @@
-//! The `freshet` binary: wires the crates together; no logic of its own.
+//! The `freshet` binary: parses the command line and hands off to the crates; no logic of its own.
 
-fn main() {}
+mod serve;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "freshet",
+    version,
+    about = "A Kafka-compatible streaming platform"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a broker (defaults: 127.0.0.1:9092, data in ./freshet-data).
+    Serve(serve::ServeArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // One clear line, never a backtrace: the chain of causes joined by ": ".
+            eprintln!("freshet: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

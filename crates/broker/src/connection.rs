@@ -1,0 +1,213 @@
+//! One client connection: frames in, requests decoded and dispatched in order, responses out
+//! in the same order (pipelining), whatever order their handlers finish in.
+//!
+//! Kafka's rules mirrored here: a frame over the size limit, an unknown API key, a header
+//! that does not parse, or a body that does not parse at a supported version closes the
+//! connection; an unsupported ApiVersions version is answered (KIP-511); everything else is
+//! answered with error codes inside the response.
+
+use crate::broker::Context;
+use crate::handlers::{self, Reply};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use freshet_protocol::{ApiKey, Decode, Encode, Request, RequestHeader, Response, ResponseHeader};
+use futures::stream::{FuturesOrdered, StreamExt};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::TcpStream;
+
+/// Requests of one connection being handled at once. Beyond this the connection stops
+/// reading until earlier responses are written (Kafka clients default to 5 in flight).
+pub const IN_FLIGHT_REQUESTS_MAX: usize = 64;
+
+/// How much the read buffer grows per read: a frame's declared size is never allocated up
+/// front, so a client that claims 100 MiB and sends 10 bytes costs 10 bytes.
+const READ_CHUNK_BYTES: usize = 64 * 1024;
+
+type Pending = Pin<Box<dyn Future<Output = Option<Encoded>> + Send>>;
+
+/// A response ready to write: its correlation id, version and body.
+struct Encoded {
+    correlation_id: i32,
+    api_key: ApiKey,
+    version: i16,
+    response: Response,
+}
+
+/// Why a connection ends; logged at debug level since clients close all the time.
+// The payloads are read only through Debug, in that log line.
+#[allow(dead_code)]
+#[derive(Debug)]
+enum Close {
+    Eof,
+    Io(std::io::Error),
+    Protocol(String),
+    Shutdown,
+}
+
+pub async fn serve(ctx: Arc<Context>, stream: TcpStream, peer: SocketAddr) {
+    let (mut reader, writer) = stream.into_split();
+    let mut writer = BufWriter::new(writer);
+    let mut buf = BytesMut::new();
+    let mut in_flight: FuturesOrdered<Pending> = FuturesOrdered::new();
+    let mut shutdown = ctx.shutdown.clone();
+    let frame_bytes_max = ctx.config.socket_request_max_bytes as usize;
+    let reason = loop {
+        let can_read = in_flight.len() < IN_FLIGHT_REQUESTS_MAX;
+        tokio::select! {
+            biased;
+            _ = shutdown.changed() => break Close::Shutdown,
+            Some(done) = in_flight.next(), if !in_flight.is_empty() => {
+                if let Some(encoded) = done {
+                    if let Err(e) = write_response(&mut writer, encoded).await {
+                        break e;
+                    }
+                }
+                if in_flight.is_empty() || buf.is_empty() {
+                    if let Err(e) = writer.flush().await { break Close::Io(e); }
+                }
+            }
+            read = read_more(&mut reader, &mut buf), if can_read => {
+                if let Err(reason) = read {
+                    break reason;
+                }
+                if let Err(reason) = take_frames(&ctx, &mut buf, frame_bytes_max, &mut in_flight) {
+                    break reason;
+                }
+            }
+        }
+    };
+    // Finish what was accepted before the close, so pipelined requests before a bad frame
+    // still get their answers, as they would from Kafka.
+    if !matches!(reason, Close::Shutdown) {
+        while let Some(done) = in_flight.next().await {
+            if let Some(encoded) = done {
+                if write_response(&mut writer, encoded).await.is_err() {
+                    break;
+                }
+            }
+        }
+        let _ = writer.flush().await;
+    }
+    tracing::debug!(%peer, ?reason, "connection closed");
+}
+
+async fn read_more(
+    reader: &mut tokio::net::tcp::OwnedReadHalf,
+    buf: &mut BytesMut,
+) -> Result<(), Close> {
+    buf.reserve(READ_CHUNK_BYTES);
+    match reader.read_buf(buf).await {
+        Ok(0) => Err(Close::Eof),
+        Ok(_) => Ok(()),
+        Err(e) => Err(Close::Io(e)),
+    }
+}
+
+/// Splits off every complete frame in `buf` and dispatches it.
+fn take_frames(
+    ctx: &Arc<Context>,
+    buf: &mut BytesMut,
+    frame_bytes_max: usize,
+    in_flight: &mut FuturesOrdered<Pending>,
+) -> Result<(), Close> {
+    while buf.len() >= 4 {
+        let declared = i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
+        let len = usize::try_from(declared)
+            .map_err(|_| Close::Protocol(format!("negative frame size {declared}")))?;
+        if len > frame_bytes_max {
+            return Err(Close::Protocol(format!(
+                "frame of {len} bytes exceeds socket.request.max.bytes {frame_bytes_max}"
+            )));
+        }
+        if buf.len() < 4 + len {
+            return Ok(());
+        }
+        buf.advance(4);
+        let frame = buf.split_to(len).freeze();
+        in_flight.push_back(dispatch_frame(ctx, frame)?);
+    }
+    Ok(())
+}
+
+/// Decodes one request frame and starts handling it.
+fn dispatch_frame(ctx: &Arc<Context>, mut frame: Bytes) -> Result<Pending, Close> {
+    if frame.len() < 4 {
+        return Err(Close::Protocol(
+            "frame too short for a request header".into(),
+        ));
+    }
+    let key = i16::from_be_bytes([frame[0], frame[1]]);
+    let version = i16::from_be_bytes([frame[2], frame[3]]);
+    let api_key =
+        ApiKey::from_i16(key).ok_or_else(|| Close::Protocol(format!("unknown api key {key}")))?;
+    if api_key == ApiKey::ApiVersions && !handlers::is_supported(api_key, version) {
+        return Ok(unsupported_api_versions(&mut frame, version));
+    }
+    if !handlers::is_supported(api_key, version) {
+        return Err(Close::Protocol(format!(
+            "unsupported version {version} of {}",
+            api_key.name()
+        )));
+    }
+    let header = RequestHeader::decode(&mut frame, api_key.request_header_version(version))
+        .map_err(|e| Close::Protocol(format!("bad request header: {e}")))?;
+    let request = Request::decode(api_key, version, &mut frame)
+        .map_err(|e| Close::Protocol(format!("cannot parse {} v{version}: {e}", api_key.name())))?;
+    let correlation_id = header.correlation_id;
+    let wrap = move |response: Response| Encoded {
+        correlation_id,
+        api_key,
+        version,
+        response,
+    };
+    Ok(match handlers::dispatch(ctx.clone(), header, request) {
+        Reply::Now(response) => Box::pin(std::future::ready(Some(wrap(response)))),
+        Reply::Later(future) => Box::pin(async move { Some(wrap(future.await)) }),
+        Reply::Nothing => Box::pin(std::future::ready(None)),
+    })
+}
+
+/// KIP-511: a client that sends an ApiVersions version newer than ours gets
+/// UNSUPPORTED_VERSION with our ranges, encoded at v0 so that it can read them and retry.
+fn unsupported_api_versions(frame: &mut Bytes, version: i16) -> Pending {
+    let correlation_id = if frame.len() >= 8 {
+        i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]])
+    } else {
+        0
+    };
+    let _ = version;
+    let response = handlers::api_versions::unsupported_version_response();
+    Box::pin(std::future::ready(Some(Encoded {
+        correlation_id,
+        api_key: ApiKey::ApiVersions,
+        version: 0,
+        response,
+    })))
+}
+
+async fn write_response(writer: &mut BufWriter<OwnedWriteHalf>, e: Encoded) -> Result<(), Close> {
+    let header = ResponseHeader {
+        correlation_id: e.correlation_id,
+        ..Default::default()
+    };
+    let header_version = e.api_key.response_header_version(e.version);
+    let mut out = BytesMut::new();
+    out.put_u32(0);
+    let encoded = header
+        .encode(&mut out, header_version)
+        .and_then(|()| e.response.encode(&mut out, e.version));
+    if let Err(err) = encoded {
+        // A handler built a response its version cannot carry: a bug of ours, but the client
+        // only loses this connection.
+        tracing::error!(api = e.api_key.name(), version = e.version, error = %err, "cannot encode response");
+        return Err(Close::Protocol(format!("response encoding failed: {err}")));
+    }
+    let body_len =
+        u32::try_from(out.len() - 4).map_err(|_| Close::Protocol("response too large".into()))?;
+    out[..4].copy_from_slice(&body_len.to_be_bytes());
+    writer.write_all(&out).await.map_err(Close::Io)
+}

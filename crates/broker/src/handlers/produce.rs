@@ -1,0 +1,250 @@
+//! Produce: validate each partition's batch, append it in request order, then wait for the
+//! flush policy before acknowledging (acks 1 and -1) or answer nothing (acks 0).
+//!
+//! Under the default fsync policy an append becomes visible to consumers (the high
+//! watermark moves) only once it is durable, so nothing a consumer has read can be lost by a
+//! crash; acks=1 and acks=all both wait for that on a single node.
+
+use super::Reply;
+use crate::broker::Context;
+use crate::codes;
+use crate::partitions::Partition;
+use bytes::Bytes;
+use freshet_log::{AppendInfo, LogError};
+use freshet_protocol::messages::produce_response::{
+    PartitionProduceResponse, TopicProduceResponse,
+};
+use freshet_protocol::messages::{ProduceRequest, ProduceResponse};
+use freshet_protocol::Response;
+use freshet_records::BatchHeader;
+use std::sync::Arc;
+
+/// The first Produce version that carries RecordBatch v2 (magic 2); Kafka 4 refuses older ones.
+const PRODUCE_VERSION_MIN_SERVED: i16 = 3;
+
+/// One partition's outcome after the ordered (append) phase.
+struct Appended {
+    topic: String,
+    partition: i32,
+    result: Result<(AppendInfo, Arc<Partition>), Refusal>,
+}
+
+/// A partition-level error: the Kafka code and the message sent with it.
+#[derive(Debug)]
+struct Refusal {
+    code: i16,
+    message: Option<String>,
+}
+
+impl Refusal {
+    fn new(code: i16) -> Refusal {
+        Refusal {
+            code,
+            message: None,
+        }
+    }
+
+    fn with(code: i16, message: impl Into<String>) -> Refusal {
+        Refusal {
+            code,
+            message: Some(message.into()),
+        }
+    }
+}
+
+pub fn handle(ctx: Arc<Context>, request: ProduceRequest, version: i16) -> Reply {
+    let acks = request.acks;
+    let refusal = request_refusal(&request, version);
+    let appended: Vec<Appended> = request
+        .topic_data
+        .into_iter()
+        .flat_map(|t| {
+            let topic = t.name;
+            t.partition_data
+                .into_iter()
+                .map(move |p| (topic.clone(), p.index, p.records))
+        })
+        .map(|(topic, partition, records)| {
+            let result = match &refusal {
+                Some(code) => Err(Refusal::new(*code)),
+                None => append(&ctx, &topic, partition, records),
+            };
+            Appended {
+                topic,
+                partition,
+                result,
+            }
+        })
+        .collect();
+    let completion = complete(appended);
+    if acks == 0 {
+        // The client wants no answer, but the high watermark must still advance.
+        tokio::spawn(completion);
+        return Reply::Nothing;
+    }
+    Reply::later(async move { Response::Produce(completion.await) })
+}
+
+/// A refusal of the whole request, applied to each partition as Kafka does.
+fn request_refusal(request: &ProduceRequest, version: i16) -> Option<i16> {
+    if version < PRODUCE_VERSION_MIN_SERVED {
+        return Some(codes::UNSUPPORTED_VERSION);
+    }
+    if !matches!(request.acks, -1 | 0 | 1) {
+        return Some(codes::INVALID_REQUIRED_ACKS);
+    }
+    if request.transactional_id.is_some() {
+        // Transactions arrive with the transaction coordinator; until then a transactional
+        // producer is refused rather than half-served.
+        return Some(codes::TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
+    }
+    None
+}
+
+/// The ordered phase: checks and appends one partition's batch (not yet flushed).
+fn append(
+    ctx: &Context,
+    topic: &str,
+    partition: i32,
+    records: Option<Bytes>,
+) -> Result<(AppendInfo, Arc<Partition>), Refusal> {
+    let p = ctx
+        .partitions
+        .get(topic, partition)
+        .ok_or(Refusal::new(codes::UNKNOWN_TOPIC_OR_PARTITION))?;
+    let records = records.unwrap_or_default();
+    let header = single_batch(&records)?;
+    let batch_bytes = records.len();
+    let max_message_bytes = usize::try_from(p.config.max_message_bytes).unwrap_or(0);
+    if batch_bytes > max_message_bytes {
+        let message =
+            format!("batch of {batch_bytes} bytes exceeds max.message.bytes {max_message_bytes}");
+        return Err(Refusal::with(codes::MESSAGE_TOO_LARGE, message));
+    }
+    check_timestamps(&p, &header)?;
+    // The frame is shared and immutable; the log patches base offset and leader epoch in a copy.
+    let mut batch = records.to_vec();
+    let info = p
+        .log
+        .append_unflushed(&mut batch, p.leader_epoch)
+        .map_err(storage_refusal)?;
+    Ok((info, p))
+}
+
+/// Kafka 4 requires exactly one RecordBatch v2 per partition in Produce v3+.
+fn single_batch(records: &[u8]) -> Result<BatchHeader, Refusal> {
+    let mut batches = freshet_records::split_batches(records);
+    let header = match batches.next() {
+        None => {
+            return Err(Refusal::with(
+                codes::INVALID_RECORD,
+                "produce request carries no record batch",
+            ))
+        }
+        Some(Err(e)) => return Err(Refusal::with(e.kafka_error_code(), e.to_string())),
+        Some(Ok((_, header))) => header,
+    };
+    if batches.next().is_some() {
+        return Err(Refusal::with(
+            codes::INVALID_RECORD,
+            "produce requests v3+ must carry exactly one record batch per partition",
+        ));
+    }
+    if header.record_count <= 0 {
+        return Err(Refusal::with(
+            codes::INVALID_RECORD,
+            "record batch has no records",
+        ));
+    }
+    Ok(header)
+}
+
+/// `message.timestamp.after.max.ms` / `before.max.ms` for CreateTime topics, checked on the
+/// batch's first and largest timestamps (the header bounds every record's).
+fn check_timestamps(p: &Partition, header: &BatchHeader) -> Result<(), Refusal> {
+    let now_ms = freshet_log::Clock::now_ms(&freshet_log::SystemClock);
+    let c = &p.config;
+    let too_new = header.max_timestamp.saturating_sub(now_ms) > c.message_timestamp_after_max_ms;
+    let too_old = now_ms.saturating_sub(header.base_timestamp) > c.message_timestamp_before_max_ms;
+    if too_new || too_old {
+        return Err(Refusal::with(
+            codes::INVALID_TIMESTAMP,
+            "timestamp is out of the range the topic accepts",
+        ));
+    }
+    Ok(())
+}
+
+fn storage_refusal(e: LogError) -> Refusal {
+    let code = e.kafka_error_code();
+    Refusal::with(code, e.to_string())
+}
+
+/// The waiting phase: flush what the policy requires (group commit shares fsyncs between
+/// concurrent producers), move high watermarks, and build the response.
+async fn complete(appended: Vec<Appended>) -> ProduceResponse {
+    let (names, results): (Vec<_>, Vec<_>) = appended
+        .into_iter()
+        .map(|a| ((a.topic, a.partition), settle(a.result)))
+        .unzip();
+    let results = futures::future::join_all(results).await;
+    let mut topics: Vec<TopicProduceResponse> = Vec::new();
+    for ((topic, partition), result) in names.into_iter().zip(results) {
+        let response = partition_response(partition, result);
+        match topics.last_mut().filter(|t| t.name == topic) {
+            Some(t) => t.partition_responses.push(response),
+            None => topics.push(TopicProduceResponse {
+                name: topic,
+                partition_responses: vec![response],
+                ..Default::default()
+            }),
+        }
+    }
+    ProduceResponse {
+        responses: topics,
+        ..Default::default()
+    }
+}
+
+async fn settle(
+    result: Result<(AppendInfo, Arc<Partition>), Refusal>,
+) -> Result<(AppendInfo, i64), Refusal> {
+    let (info, p) = result?;
+    let end = info.last_offset + 1;
+    if p.fsync_on_append() {
+        let log = p.log.clone();
+        let flushed = tokio::task::spawn_blocking(move || log.flush_until(end)).await;
+        match flushed {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(storage_refusal(e)),
+            Err(_) => return Err(Refusal::new(codes::KAFKA_STORAGE_ERROR)),
+        }
+    }
+    p.advance_high_watermark(end);
+    Ok((info, p.log.log_start_offset()))
+}
+
+fn partition_response(
+    index: i32,
+    result: Result<(AppendInfo, i64), Refusal>,
+) -> PartitionProduceResponse {
+    let base = PartitionProduceResponse {
+        index,
+        log_append_time_ms: -1,
+        ..Default::default()
+    };
+    match result {
+        Ok((info, log_start_offset)) => PartitionProduceResponse {
+            base_offset: info.base_offset,
+            log_start_offset,
+            ..base
+        },
+        Err(r) => PartitionProduceResponse {
+            error_code: r.code,
+            base_offset: -1,
+            log_start_offset: -1,
+            error_message: r.message,
+            ..base
+        },
+    }
+}

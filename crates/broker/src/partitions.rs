@@ -1,0 +1,244 @@
+//! The partitions this broker leads: one [`Log`] each, opened and closed as metadata changes.
+//!
+//! Invariant: a partition is in the registry exactly when the applied metadata image says this
+//! node leads it; [`Partitions::sync`] restores that after every metadata change.
+
+use crate::config::BrokerConfig;
+use freshet_log::{FlushPolicy, Log, LogConfig, LogError};
+use freshet_metadata::config::EffectiveTopicConfig;
+use freshet_metadata::{MetadataImage, TopicId};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use tokio::sync::watch;
+
+/// Name of the directory holding the metadata quorum, beside the partition directories
+/// (Kafka's name for its metadata log directory).
+pub const METADATA_DIR: &str = "__cluster_metadata-0";
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopicPartition {
+    pub topic: String,
+    pub partition: i32,
+}
+
+/// One partition led by this broker.
+pub struct Partition {
+    pub topic_id: TopicId,
+    pub leader_epoch: i32,
+    pub log: Arc<Log>,
+    pub config: EffectiveTopicConfig,
+    /// Offsets below this are visible to consumers: appended and, under the fsync policy,
+    /// durable (a single node's high watermark). Long-polling fetches wait on it.
+    high_watermark: watch::Sender<i64>,
+}
+
+impl Partition {
+    pub fn high_watermark(&self) -> i64 {
+        *self.high_watermark.borrow()
+    }
+
+    /// Raises the high watermark (never lowers it: concurrent appenders may finish their
+    /// flushes out of order) and wakes fetches waiting for data.
+    pub fn advance_high_watermark(&self, offset: i64) {
+        self.high_watermark.send_if_modified(|hw| {
+            let raise = offset > *hw;
+            if raise {
+                *hw = offset;
+            }
+            raise
+        });
+    }
+
+    /// A receiver that changes when the high watermark moves.
+    pub fn watch_high_watermark(&self) -> watch::Receiver<i64> {
+        self.high_watermark.subscribe()
+    }
+
+    /// Whether an append must wait for fsync before it is acknowledged and visible.
+    pub fn fsync_on_append(&self) -> bool {
+        self.log.config().flush == FlushPolicy::EveryAppend
+    }
+}
+
+/// The registry of led partitions.
+pub struct Partitions {
+    data_dir: PathBuf,
+    config: BrokerConfig,
+    map: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
+}
+
+impl Partitions {
+    pub fn new(config: &BrokerConfig) -> Self {
+        Partitions {
+            data_dir: config.data_dir.clone(),
+            config: config.clone(),
+            map: RwLock::default(),
+        }
+    }
+
+    pub fn get(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {
+        let key = TopicPartition {
+            topic: topic.to_string(),
+            partition,
+        };
+        self.read().get(&key).cloned()
+    }
+
+    pub fn all(&self) -> Vec<Arc<Partition>> {
+        self.read().values().cloned().collect()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<TopicPartition, Arc<Partition>>> {
+        self.map.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<TopicPartition, Arc<Partition>>> {
+        self.map.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Opens the logs of partitions this node now leads and closes (and, for deleted topics,
+    /// removes) the others. Errors opening one log are returned after the rest are handled.
+    pub fn sync(&self, image: &MetadataImage, node_id: i32) -> Result<(), LogError> {
+        let wanted = led_partitions(image, node_id);
+        let mut map = self.write();
+        let gone: Vec<TopicPartition> = map
+            .keys()
+            .filter(|tp| !wanted.contains_key(*tp))
+            .cloned()
+            .collect();
+        for tp in gone {
+            if let Some(p) = map.remove(&tp) {
+                close_and_remove(&p, image.topic(&tp.topic).is_none());
+            }
+        }
+        let mut first_error = None;
+        for (tp, (topic_id, leader_epoch)) in wanted {
+            if map.get(&tp).is_some_and(|p| p.topic_id == topic_id) {
+                continue;
+            }
+            match self.open(image, &tp, topic_id, leader_epoch) {
+                Ok(p) => {
+                    map.insert(tp, Arc::new(p));
+                }
+                Err(e) => {
+                    tracing::error!(topic = %tp.topic, partition = tp.partition, error = %e, "cannot open partition log");
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    fn open(
+        &self,
+        image: &MetadataImage,
+        tp: &TopicPartition,
+        topic_id: TopicId,
+        leader_epoch: i32,
+    ) -> Result<Partition, LogError> {
+        let config = self.effective_config(&image.topic_config(&tp.topic));
+        let log = Log::open(partition_dir(&self.data_dir, tp), log_config(&config))?;
+        let (high_watermark, _) = watch::channel(log.log_end_offset());
+        Ok(Partition {
+            topic_id,
+            leader_epoch,
+            log: Arc::new(log),
+            config,
+            high_watermark,
+        })
+    }
+
+    /// A topic's configuration: its overrides over the broker's defaults over Kafka's.
+    pub fn effective_config(&self, overrides: &BTreeMap<String, String>) -> EffectiveTopicConfig {
+        let mut merged: BTreeMap<String, String> = [
+            ("retention.ms", self.config.log_retention_ms),
+            ("retention.bytes", self.config.log_retention_bytes),
+            ("segment.bytes", self.config.log_segment_bytes),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        merged.extend(overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
+        EffectiveTopicConfig::from_overrides(&merged).with_flush_overridden(
+            overrides.contains_key("flush.messages") || overrides.contains_key("flush.ms"),
+        )
+    }
+
+    /// Flushes and closes every log (clean shutdown: the logs write their clean markers).
+    pub fn close_all(&self) {
+        for p in self.write().drain().map(|(_, p)| p) {
+            if let Err(e) = p.log.close() {
+                tracing::error!(dir = %p.log.dir().display(), error = %e, "closing log");
+            }
+        }
+    }
+}
+
+/// Whether the topic chose Kafka's interval flushing; without that, Freshet fsyncs every
+/// append before acknowledging it (the safe default).
+trait FlushOverride {
+    fn with_flush_overridden(self, overridden: bool) -> Self;
+}
+
+impl FlushOverride for EffectiveTopicConfig {
+    fn with_flush_overridden(mut self, overridden: bool) -> Self {
+        if !overridden {
+            self.flush_messages = 1;
+        }
+        self
+    }
+}
+
+/// Maps Kafka's topic configs onto the log's.
+pub fn log_config(c: &EffectiveTopicConfig) -> LogConfig {
+    let positive = |v: i64| u64::try_from(v).ok().filter(|v| *v > 0);
+    let flush = match (c.flush_messages, c.flush_ms) {
+        (1, _) => FlushPolicy::EveryAppend,
+        (i64::MAX, i64::MAX) => FlushPolicy::Never,
+        (messages, ms) => FlushPolicy::Interval {
+            flush_messages: positive(messages).filter(|m| *m != i64::MAX as u64),
+            flush_ms: positive(ms).filter(|m| *m != i64::MAX as u64),
+        },
+    };
+    LogConfig {
+        segment_bytes_max: u32::try_from(c.segment_bytes.max(61)).unwrap_or(u32::MAX),
+        segment_ms: positive(c.segment_ms).unwrap_or(u64::MAX),
+        segment_index_bytes_max: u32::try_from(c.segment_index_bytes.max(24)).unwrap_or(u32::MAX),
+        index_interval_bytes: u32::try_from(c.index_interval_bytes.max(1)).unwrap_or(4096),
+        retention_ms: c.retention_ms.max(-1),
+        retention_bytes: c.retention_bytes.max(-1),
+        flush,
+    }
+}
+
+fn led_partitions(image: &MetadataImage, node_id: i32) -> BTreeMap<TopicPartition, (TopicId, i32)> {
+    let mut out = BTreeMap::new();
+    for topic in image.topics() {
+        for (i, p) in topic.partitions.iter().enumerate() {
+            if p.leader == node_id {
+                let tp = TopicPartition {
+                    topic: topic.name.clone(),
+                    partition: i as i32,
+                };
+                out.insert(tp, (topic.topic_id, p.leader_epoch));
+            }
+        }
+    }
+    out
+}
+
+pub fn partition_dir(data_dir: &Path, tp: &TopicPartition) -> PathBuf {
+    data_dir.join(format!("{}-{}", tp.topic, tp.partition))
+}
+
+fn close_and_remove(p: &Partition, topic_deleted: bool) {
+    if let Err(e) = p.log.close() {
+        tracing::warn!(dir = %p.log.dir().display(), error = %e, "closing log");
+    }
+    if topic_deleted {
+        if let Err(e) = std::fs::remove_dir_all(p.log.dir()) {
+            tracing::warn!(dir = %p.log.dir().display(), error = %e, "removing deleted partition");
+        }
+    }
+}
