@@ -26,6 +26,20 @@ pub enum CodecError {
 }
 
 impl CodecError {
+    /// The Kafka error code for a produce request whose batch failed to decompress.
+    ///
+    /// Over the limit: `MESSAGE_TOO_LARGE`, which makes the Java producer split the batch and
+    /// retry, the right outcome for a batch that is only too big once inflated. Corrupt
+    /// compressed data that passed the CRC is a producer bug; Kafka surfaces it as an
+    /// unexpected exception, we answer `INVALID_RECORD` so the producer fails at once
+    /// instead of retrying the same bytes.
+    pub fn kafka_error_code(&self) -> i16 {
+        match self {
+            CodecError::TooLarge { .. } => crate::error::kafka_error::MESSAGE_TOO_LARGE,
+            CodecError::Corrupt { .. } => crate::error::kafka_error::INVALID_RECORD,
+        }
+    }
+
     fn corrupt(codec: Compression, reason: impl fmt::Display) -> CodecError {
         CodecError::Corrupt {
             codec,

@@ -7,6 +7,8 @@ use std::fmt;
 pub mod kafka_error {
     /// The message contents does not match its CRC, or the framing is broken.
     pub const CORRUPT_MESSAGE: i16 = 2;
+    /// The message is larger than the server accepts (here: once decompressed).
+    pub const MESSAGE_TOO_LARGE: i16 = 10;
     /// The version of the API (here: the message format) is not supported.
     pub const UNSUPPORTED_VERSION: i16 = 35;
     /// The requesting client does not support the compression type of the batch.

@@ -63,17 +63,20 @@ pub enum RecordError {
 }
 
 impl RecordError {
-    /// The Kafka error code for a produce request carrying the batch: Kafka 4 answers a
-    /// record that does not parse, or counts that disagree, with `CORRUPT_MESSAGE` when the
-    /// bytes themselves are broken and `INVALID_RECORD` when the framing holds but the
-    /// declared counts or sizes do not.
+    /// The Kafka error code for a produce request carrying the batch.
+    ///
+    /// Kafka 4's `DefaultRecord.readFrom` turns every malformed record (short buffer, bad
+    /// varint, negative header key length, size disagreeing with fields) into
+    /// `InvalidRecordException`, and so does a wrong record count ("Incorrect declared batch
+    /// size"): `INVALID_RECORD`, which producers do not retry. Codec errors: see
+    /// [`CodecError::kafka_error_code`].
     pub fn kafka_error_code(&self) -> i16 {
         match self {
             RecordError::Batch(error) => error.kafka_error_code(),
-            RecordError::Codec(_) | RecordError::Malformed { .. } => kafka_error::CORRUPT_MESSAGE,
-            RecordError::MissingRecords { .. } | RecordError::TrailingBytes { .. } => {
-                kafka_error::INVALID_RECORD
-            }
+            RecordError::Codec(error) => error.kafka_error_code(),
+            RecordError::Malformed { .. }
+            | RecordError::MissingRecords { .. }
+            | RecordError::TrailingBytes { .. } => kafka_error::INVALID_RECORD,
         }
     }
 }
