@@ -294,6 +294,24 @@ pub fn set_partition_leader_epoch(batch: &mut [u8], epoch: i32) {
         .copy_from_slice(&epoch.to_be_bytes());
 }
 
+/// Switches a whole, valid batch to LogAppendTime at `append_time_ms`, as Kafka's
+/// `LogValidator` does in place for topics with `message.timestamp.type=LogAppendTime`:
+/// sets attribute bit 3 and `maxTimestamp` (every record then reads that timestamp) and
+/// recomputes the CRC. The stored CRC is checked first, so a corrupt batch is never
+/// re-blessed with a fresh checksum. Returns the updated header.
+pub fn stamp_log_append_time(
+    batch: &mut [u8],
+    append_time_ms: i64,
+) -> Result<BatchHeader, BatchError> {
+    let mut header = validate(batch)?;
+    header.attributes |= TIMESTAMP_TYPE_BIT;
+    header.max_timestamp = append_time_ms;
+    header.write(batch);
+    header.crc = compute_crc(batch);
+    header.write(batch);
+    Ok(header)
+}
+
 /// Walks concatenated batches (a produce request's `records` field, a segment's bytes)
 /// using the length fields only: no CRC check, no record decoding.
 ///
@@ -460,6 +478,20 @@ mod tests {
         assert!(matches!(
             validate(&huge_len),
             Err(BatchError::Truncated { .. })
+        ));
+    }
+
+    #[test]
+    fn stamping_log_append_time_keeps_the_batch_valid() {
+        let mut batch = empty_batch(0);
+        let stamped = stamp_log_append_time(&mut batch, 123_456).unwrap();
+        assert_eq!(validate(&batch).unwrap(), stamped);
+        assert_eq!(stamped.timestamp_type(), TimestampType::LogAppendTime);
+        assert_eq!(stamped.max_timestamp, 123_456);
+        batch[30] ^= 1;
+        assert!(matches!(
+            stamp_log_append_time(&mut batch, 1),
+            Err(BatchError::CrcMismatch { .. })
         ));
     }
 
