@@ -107,21 +107,16 @@ impl PendingResponse {
 
     /// Waits for the response and returns its body undecoded.
     pub async fn recv_raw(self) -> Result<Bytes, Error> {
-        let what = format!("{} request to {}", self.api.name(), self.addr);
         let waited = tokio::time::timeout(Duration::from_millis(self.timeout_ms), self.reply).await;
         match waited {
-            Err(_) => {
-                return Err(Error::Timeout {
-                    what,
-                    timeout_ms: self.timeout_ms,
-                })
-            }
-            Ok(Err(_)) => {
-                return Err(Error::Disconnected {
-                    addr: self.addr,
-                    reason: "connection closed".into(),
-                })
-            }
+            Err(_) => Err(Error::Timeout {
+                what: format!("{} request to {}", self.api.name(), self.addr),
+                timeout_ms: self.timeout_ms,
+            }),
+            Ok(Err(_)) => Err(Error::Disconnected {
+                addr: self.addr,
+                reason: "connection closed".into(),
+            }),
             Ok(Ok(result)) => result,
         }
     }
