@@ -21,7 +21,14 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 fail() { echo "kafka-tools: MISMATCH: $*" >&2; exit 1; }
-k() { "$kafka" run "$@"; }
+# Short-lived tools start about 40% faster on 2 busy cores with only the C1 JIT and the serial GC
+# (measured: kafka-topics --list 4.4-5.6 s -> 2.6-4.0 s). The perf tools keep Kafka's defaults.
+k() {
+  case $1 in
+    producer-perf|consumer-perf) "$kafka" run "$@" ;;
+    *) KAFKA_OPTS="${KAFKA_OPTS:-} -XX:TieredStopAtLevel=1 -XX:+UseSerialGC" "$kafka" run "$@" ;;
+  esac
+}
 now_ms() { date +%s%3N; }
 
 # Runs a tool, keeping stdout in $work/out and stderr in $work/err; a failing tool fails the check.
