@@ -101,6 +101,7 @@ pub fn decompress(
         }
         Compression::Snappy => decompress_snappy(input, max_decompressed_bytes),
         Compression::Lz4 => {
+            check_lz4_blocks_independent(input)?;
             let decoder = lz4_flex::frame::FrameDecoder::new(input);
             read_capped(codec, decoder, input.len(), max_decompressed_bytes)
         }
@@ -159,6 +160,23 @@ fn compress_lz4(input: &[u8], out: &mut Vec<u8>) -> Result<(), CodecError> {
         .finish()
         .map_err(|e| CodecError::corrupt(Compression::Lz4, e))?;
     Ok(())
+}
+
+/// Byte 4 of an LZ4 frame is FLG; bit 5 says blocks are independent.
+const LZ4_FLG_OFFSET: usize = 4;
+const LZ4_FLG_BLOCK_INDEPENDENCE: u8 = 0x20;
+
+/// Kafka's reader (`KafkaLZ4BlockInputStream`) refuses linked blocks ("Dependent block
+/// stream is unsupported"), so a batch using them would break Java consumers: refuse it too.
+fn check_lz4_blocks_independent(input: &[u8]) -> Result<(), CodecError> {
+    match input.get(LZ4_FLG_OFFSET) {
+        Some(flg) if flg & LZ4_FLG_BLOCK_INDEPENDENCE == 0 => Err(CodecError::corrupt(
+            Compression::Lz4,
+            "dependent (linked) blocks, which Kafka does not support",
+        )),
+        // Shorter input is left to the decoder, which reports it as corrupt.
+        _ => Ok(()),
+    }
 }
 
 /// zstd level 3, the library's and Kafka's default.
@@ -376,6 +394,16 @@ mod tests {
         assert_eq!(out[4], 0x60);
         // BD: 64 KiB maximum block size.
         assert_eq!(out[5], 0x40);
+    }
+
+    #[test]
+    fn lz4_linked_blocks_are_refused_like_kafka() {
+        let info = lz4_flex::frame::FrameInfo::new().block_mode(lz4_flex::frame::BlockMode::Linked);
+        let mut encoder = lz4_flex::frame::FrameEncoder::with_frame_info(info, Vec::new());
+        encoder.write_all(&sample(1000)).unwrap();
+        let linked = encoder.finish().unwrap();
+        let err = decompress(Compression::Lz4, &linked, 1 << 20).unwrap_err();
+        assert!(matches!(err, CodecError::Corrupt { .. }), "{err:?}");
     }
 
     #[test]
