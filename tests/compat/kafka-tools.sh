@@ -4,7 +4,7 @@
 #   tests/compat/kafka-tools.sh [--groups] TOPIC      (bootstrap from $BOOTSTRAP, default 127.0.0.1:9092)
 #
 # Default: kafka-topics create/list/describe/alter/delete, console producer (key separator,
-# headers with a duplicate key) and console consumer on an assigned partition (from the beginning
+# headers with a duplicate key) and console consumer on an assigned partition (--from-beginning
 # and from an offset, printing key, timestamp, headers, offset), ProducerPerformance and
 # GetOffsetShell. With --groups: console consumer in a consumer group and ConsumerPerformance,
 # which always subscribes in a group. Exits 1 with one line naming the first mismatch.
@@ -80,8 +80,8 @@ check_console() {
   t_after=$(now_ms)
   local fmt=(--formatter-property print.key=true --formatter-property print.timestamp=true
     --formatter-property print.headers=true --formatter-property print.offset=true)
-  tool "console consumer" console-consumer --bootstrap-server "$B" --topic "$topic" --partition 0 \
-    --offset earliest --max-messages 3 --timeout-ms 30000 "${fmt[@]}"
+  tool "console consumer --from-beginning" console-consumer --bootstrap-server "$B" --topic "$topic" --partition 0 \
+    --from-beginning --max-messages 3 --timeout-ms 30000 "${fmt[@]}"
   verify_console_lines 0 "$t_before" "$t_after"
   tool "console consumer --offset 2" console-consumer --bootstrap-server "$B" --topic "$topic" --partition 0 \
     --offset 2 --max-messages 1 --timeout-ms 30000 "${fmt[@]}"
