@@ -376,6 +376,11 @@ fn read_opt_string_raw(buf: &mut Bytes, compact: bool) -> Result<Option<String>,
     let Some(len) = read_len(buf, compact, 2)? else {
         return Ok(None);
     };
+    // Kafka refuses strings longer than i16::MAX in both encodings; so does the encoder here,
+    // so everything decoded can be encoded again.
+    if len > i16::MAX as usize {
+        return Err(DecodeError::InvalidLength(len as i64));
+    }
     let raw = take(buf, len)?;
     String::from_utf8(raw.to_vec())
         .map(Some)

@@ -1,7 +1,7 @@
 //! Round-trip and hostile-input tests over every generated message and version.
 
 use crate::codec::{Decode, Encode, Message};
-use crate::generated::for_each_message;
+use crate::for_each_message;
 use crate::testing::{Random, TestRng};
 use crate::{ApiKey, Request, Response};
 use bytes::{Bytes, BytesMut};

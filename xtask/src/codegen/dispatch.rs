@@ -281,12 +281,13 @@ pub fn emit_root_mod(loaded: &[Loaded]) -> String {
          //! generator produces.\n\n\
          mod api_key;\nmod dispatch;\npub mod internal_records;\npub mod messages;\n\n\
          pub use api_key::ApiKey;\npub use dispatch::{Request, Response};\n\n\
-         /// Calls `$m!(Type)` for every generated top-level message type.\n\
-         #[cfg(test)]\nmacro_rules! for_each_message {\n($m:ident) => {\n",
+         /// Calls `$m!(Type)` for every generated top-level message type (used by the\n\
+         /// round-trip tests and the fuzz targets).\n\
+         #[doc(hidden)]\n#[macro_export]\nmacro_rules! for_each_message {\n($m:ident) => {\n",
     );
     for l in loaded {
-        let _ = writeln!(out, "$m!($crate::generated::{}::{});", l.group, l.spec.name);
+        let _ = writeln!(out, "$m!($crate::{}::{});", l.group, l.spec.name);
     }
-    out.push_str("};\n}\n\n#[cfg(test)]\npub(crate) use for_each_message;\n");
+    out.push_str("};\n}\n");
     out
 }
