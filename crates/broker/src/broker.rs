@@ -45,6 +45,10 @@ pub struct Context {
     pub advertised_port: i32,
     /// Becomes true when the broker is shutting down; long polls and connections end.
     pub shutdown: watch::Receiver<bool>,
+    /// Producer ids for InitProducerId, from blocks the quorum assigns to this broker.
+    pub producer_ids: crate::handlers::init_producer_id::ProducerIds,
+    /// Incremental fetch sessions (KIP-227).
+    pub fetch_sessions: crate::fetch_session::FetchSessionCache,
 }
 
 impl Context {
@@ -114,6 +118,8 @@ impl Broker {
             advertised_host,
             advertised_port,
             shutdown: shutdown_rx,
+            producer_ids: Default::default(),
+            fetch_sessions: Default::default(),
         });
         bootstrap_metadata(&ctx).await?;
         ctx.partitions.sync(&ctx.quorum.image(), ctx.node_id())?;

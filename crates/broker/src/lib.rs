@@ -5,8 +5,10 @@ mod broker;
 pub mod codes;
 pub mod config;
 mod connection;
+mod fetch_session;
 mod handlers;
 mod partitions;
+mod producer_state;
 
 pub use broker::{Broker, StartError};
 pub use config::{BrokerConfig, ConfigError};

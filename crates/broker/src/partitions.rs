@@ -31,6 +31,9 @@ pub struct Partition {
     /// Offsets below this are visible to consumers: appended and, under the fsync policy,
     /// durable (a single node's high watermark). Long-polling fetches wait on it.
     high_watermark: watch::Sender<i64>,
+    /// Idempotent-producer state. Produce holds the lock from the sequence check through the
+    /// append, so two connections cannot both pass the check for the same sequence.
+    pub producers: std::sync::Mutex<freshet_txn::ProducerStateTable>,
 }
 
 impl Partition {
@@ -140,12 +143,14 @@ impl Partitions {
         let config = self.effective_config(&image.topic_config(&tp.topic));
         let log = Log::open(partition_dir(&self.data_dir, tp), log_config(&config))?;
         let (high_watermark, _) = watch::channel(log.log_end_offset());
+        let producers = std::sync::Mutex::new(crate::producer_state::rebuild(&log));
         Ok(Partition {
             topic_id,
             leader_epoch,
             log: Arc::new(log),
             config,
             high_watermark,
+            producers,
         })
     }
 

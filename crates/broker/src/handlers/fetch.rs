@@ -1,9 +1,15 @@
 //! Fetch: reads whole batches straight from segment files and long-polls until `min_bytes`
 //! are available, `max_wait_ms` passes, or the broker shuts down. Appends wake waiting
 //! fetches through each partition's high-watermark watch.
+//!
+//! Fetch sessions (KIP-227, `crate::fetch_session`) decide which partitions a request reads
+//! and which an incremental response may omit.
 
 use crate::broker::Context;
 use crate::codes;
+use crate::fetch_session::{
+    FetchPlan, PartitionKey, PartitionParams, SentPartition, SessionPartition, SessionRequest,
+};
 use crate::partitions::Partition;
 use bytes::Bytes;
 use freshet_log::LogError;
@@ -33,18 +39,33 @@ struct Target {
     partition_max_bytes: i32,
     /// `None` when the topic or partition is not led here (or unknown).
     led: Result<Arc<Partition>, i16>,
+    /// The session key, and what the client was last told (-1: nothing).
+    key: PartitionKey,
+    sent_high_watermark: i64,
+    sent_log_start_offset: i64,
 }
 
 pub async fn handle(ctx: Arc<Context>, request: FetchRequest, version: i16) -> FetchResponse {
-    if request.session_epoch > 0 {
-        // No session was ever handed out (responses carry session id 0), so an incremental
-        // fetch names a session that does not exist.
-        return FetchResponse {
-            error_code: codes::FETCH_SESSION_ID_NOT_FOUND,
-            ..Default::default()
+    let now_ms = freshet_log::Clock::now_ms(&freshet_log::SystemClock);
+    // Before v7 the request has no session fields and decodes as epoch -1: no session.
+    let (session_id, incremental, partitions) =
+        match ctx.fetch_sessions.begin(session_request(&request), now_ms) {
+            FetchPlan::Error(code) => {
+                return FetchResponse {
+                    error_code: code,
+                    ..Default::default()
+                }
+            }
+            FetchPlan::Full {
+                session_id,
+                partitions,
+            } => (session_id, false, partitions),
+            FetchPlan::Incremental {
+                session_id,
+                partitions,
+            } => (session_id, true, partitions),
         };
-    }
-    let targets = Arc::new(resolve(&ctx, &request, version));
+    let targets = Arc::new(resolve(&ctx, partitions, version));
     let wait_ms = u64::try_from(request.max_wait_ms)
         .unwrap_or(0)
         .min(FETCH_WAIT_MAX_MS);
@@ -70,7 +91,18 @@ pub async fn handle(ctx: Arc<Context>, request: FetchRequest, version: i16) -> F
             || watchers.is_empty()
             || *shutdown.borrow()
         {
-            return response(&targets, partitions, version);
+            let shown = Shown {
+                incremental,
+                version,
+            };
+            let (response, sent) = response(&targets, partitions, shown);
+            if session_id != 0 {
+                ctx.fetch_sessions.finish(session_id, &sent);
+            }
+            return FetchResponse {
+                session_id,
+                ..response
+            };
         }
         tokio::select! {
             _ = any_changed(&mut watchers) => {}
@@ -85,37 +117,76 @@ async fn any_changed(watchers: &mut [watch::Receiver<i64>]) {
     let _ = futures::future::select_all(changes).await;
 }
 
-fn resolve(ctx: &Context, request: &FetchRequest, version: i16) -> Vec<Target> {
+/// The session fields of a request, with partitions keyed as the client names them.
+fn session_request(request: &FetchRequest) -> SessionRequest {
+    let partitions = request
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(move |p| {
+                let params = PartitionParams {
+                    fetch_offset: p.fetch_offset,
+                    partition_max_bytes: p.partition_max_bytes,
+                    current_leader_epoch: p.current_leader_epoch,
+                };
+                (key(t.topic_id, &t.topic, p.partition), params)
+            })
+        })
+        .collect();
+    let forgotten = request
+        .forgotten_topics_data
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(|p| key(t.topic_id, &t.topic, *p)))
+        .collect();
+    SessionRequest {
+        session_id: request.session_id,
+        session_epoch: request.session_epoch,
+        partitions,
+        forgotten,
+    }
+}
+
+fn key(topic_id: Uuid, topic: &str, partition: i32) -> PartitionKey {
+    PartitionKey {
+        topic_id,
+        topic: topic.to_string(),
+        partition,
+    }
+}
+
+fn resolve(ctx: &Context, partitions: Vec<SessionPartition>, version: i16) -> Vec<Target> {
     let image = ctx.quorum.image();
-    let mut targets = Vec::new();
-    for t in &request.topics {
-        let topic = if version >= TOPIC_IDS_MIN_VERSION {
-            image
-                .topic_by_id(freshet_metadata::TopicId(t.topic_id.0))
-                .map(|i| i.name.clone())
-        } else {
-            Some(t.topic.clone())
-        };
-        for p in &t.partitions {
+    partitions
+        .into_iter()
+        .map(|p| {
+            let topic = if version >= TOPIC_IDS_MIN_VERSION {
+                image
+                    .topic_by_id(freshet_metadata::TopicId(p.key.topic_id.0))
+                    .map(|i| i.name.clone())
+            } else {
+                Some(p.key.topic.clone())
+            };
             let led = match &topic {
                 None => Err(codes::UNKNOWN_TOPIC_ID),
                 Some(name) => ctx
                     .partitions
-                    .get(name, p.partition)
+                    .get(name, p.key.partition)
                     .ok_or(codes::UNKNOWN_TOPIC_OR_PARTITION),
             };
-            targets.push(Target {
-                topic: topic.clone().unwrap_or_default(),
-                topic_id: t.topic_id,
-                partition: p.partition,
-                fetch_offset: p.fetch_offset,
-                current_leader_epoch: p.current_leader_epoch,
-                partition_max_bytes: p.partition_max_bytes,
+            Target {
+                topic: topic.unwrap_or_default(),
+                topic_id: p.key.topic_id,
+                partition: p.key.partition,
+                fetch_offset: p.params.fetch_offset,
+                current_leader_epoch: p.params.current_leader_epoch,
+                partition_max_bytes: p.params.partition_max_bytes,
                 led,
-            });
-        }
-    }
-    targets
+                key: p.key,
+                sent_high_watermark: p.sent_high_watermark,
+                sent_log_start_offset: p.sent_log_start_offset,
+            }
+        })
+        .collect()
 }
 
 /// What one read pass found for one partition.
@@ -209,9 +280,41 @@ fn epoch_error(client_epoch: i32, leader_epoch: i32) -> Option<i16> {
     }
 }
 
-fn response(targets: &[Target], reads: Vec<Read>, version: i16) -> FetchResponse {
+/// How a response is shaped.
+#[derive(Clone, Copy)]
+struct Shown {
+    /// An incremental session response: partitions with nothing new are left out.
+    incremental: bool,
+    version: i16,
+}
+
+/// Whether an incremental response must include the partition (Kafka's
+/// `CachedPartition.maybeUpdateResponseData`): records, an error, or a moved watermark.
+fn has_news(t: &Target, r: &Read) -> bool {
+    r.error_code != codes::NONE
+        || !r.records.is_empty()
+        || r.high_watermark != t.sent_high_watermark
+        || r.log_start_offset != t.sent_log_start_offset
+}
+
+fn response(
+    targets: &[Target],
+    reads: Vec<Read>,
+    shown: Shown,
+) -> (FetchResponse, Vec<SentPartition>) {
+    let version = shown.version;
     let mut topics: Vec<FetchableTopicResponse> = Vec::new();
+    let mut sent = Vec::new();
     for (t, r) in targets.iter().zip(reads) {
+        if shown.incremental && !has_news(t, &r) {
+            continue;
+        }
+        sent.push(SentPartition {
+            key: t.key.clone(),
+            high_watermark: r.high_watermark,
+            log_start_offset: r.log_start_offset,
+            had_records: !r.records.is_empty(),
+        });
         let partition = PartitionData {
             partition_index: t.partition,
             error_code: r.error_code,
@@ -239,8 +342,9 @@ fn response(targets: &[Target], reads: Vec<Read>, version: i16) -> FetchResponse
             }),
         }
     }
-    FetchResponse {
+    let response = FetchResponse {
         responses: topics,
         ..Default::default()
-    }
+    };
+    (response, sent)
 }

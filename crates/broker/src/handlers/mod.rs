@@ -8,6 +8,7 @@
 pub mod api_versions;
 pub mod create_topics;
 pub mod fetch;
+pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
@@ -43,6 +44,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Metadata, 0, 12),
     (ApiKey::ApiVersions, 0, 4),
     (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::InitProducerId, 0, 5),
 ];
 
 pub fn supported_range(api_key: ApiKey) -> Option<(i16, i16)> {
@@ -78,6 +80,9 @@ pub fn dispatch(ctx: Arc<Context>, header: RequestHeader, request: Request) -> R
         ))),
         Request::CreateTopics(r) => Reply::later(async move {
             Response::CreateTopics(create_topics::handle(&ctx, r, version).await)
+        }),
+        Request::InitProducerId(r) => Reply::later(async move {
+            Response::InitProducerId(init_producer_id::handle(&ctx, r).await)
         }),
         other => {
             // Unreachable while SUPPORTED and this match agree; a test checks that they do.

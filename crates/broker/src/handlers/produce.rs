@@ -4,19 +4,27 @@
 //! Under the default fsync policy an append becomes visible to consumers (the high
 //! watermark moves) only once it is durable, so nothing a consumer has read can be lost by a
 //! crash; acks=1 and acks=all both wait for that on a single node.
+//!
+//! Idempotent producers (batches with a producer id) are checked against the partition's
+//! producer state before the append: a retry of one of the producer's last five batches is
+//! answered with its original offsets and nothing is written; a gap in the sequence is
+//! OUT_OF_ORDER_SEQUENCE_NUMBER (rules in `freshet-txn`). Topics with
+//! `message.timestamp.type=LogAppendTime` get the append time stamped into the batch header.
 
 use super::Reply;
 use crate::broker::Context;
 use crate::codes;
 use crate::partitions::Partition;
 use bytes::Bytes;
-use freshet_log::{AppendInfo, LogError};
+use freshet_log::LogError;
+use freshet_metadata::config::TimestampType;
 use freshet_protocol::messages::produce_response::{
     PartitionProduceResponse, TopicProduceResponse,
 };
 use freshet_protocol::messages::{ProduceRequest, ProduceResponse};
 use freshet_protocol::Response;
 use freshet_records::BatchHeader;
+use freshet_txn::{AppendDecision, ProducerBatch, ProducerError};
 use std::sync::Arc;
 
 /// The first Produce version that carries RecordBatch v2 (magic 2); Kafka 4 refuses older ones.
@@ -26,7 +34,16 @@ const PRODUCE_VERSION_MIN_SERVED: i16 = 3;
 struct Appended {
     topic: String,
     partition: i32,
-    result: Result<(AppendInfo, Arc<Partition>), Refusal>,
+    result: Result<(Landed, Arc<Partition>), Refusal>,
+}
+
+/// Where a batch is in the log: appended now, or already there (an idempotent retry).
+#[derive(Debug, Clone, Copy)]
+struct Landed {
+    base_offset: i64,
+    last_offset: i64,
+    /// The broker's append time for LogAppendTime topics, else -1 (the response field).
+    log_append_time_ms: i64,
 }
 
 /// A partition-level error: the Kafka code and the message sent with it.
@@ -107,7 +124,7 @@ fn append(
     topic: &str,
     partition: i32,
     records: Option<Bytes>,
-) -> Result<(AppendInfo, Arc<Partition>), Refusal> {
+) -> Result<(Landed, Arc<Partition>), Refusal> {
     let p = ctx
         .partitions
         .get(topic, partition)
@@ -121,14 +138,83 @@ fn append(
             format!("batch of {batch_bytes} bytes exceeds max.message.bytes {max_message_bytes}");
         return Err(Refusal::with(codes::MESSAGE_TOO_LARGE, message));
     }
-    check_timestamps(&p, &header)?;
     // The frame is shared and immutable; the log patches base offset and leader epoch in a copy.
     let mut batch = records.to_vec();
+    let mut producer_batch = ProducerBatch::from_header(&header);
+    let log_append_time_ms = match p.config.message_timestamp_type {
+        TimestampType::CreateTime => {
+            check_timestamps(&p, &header)?;
+            -1
+        }
+        TimestampType::LogAppendTime => {
+            let now_ms = freshet_log::Clock::now_ms(&freshet_log::SystemClock);
+            stamp_log_append_time(&mut batch, now_ms)?;
+            producer_batch.max_timestamp_ms = now_ms;
+            now_ms
+        }
+    };
+    let landed = append_idempotent(&p, &mut batch, &producer_batch, log_append_time_ms)?;
+    Ok((landed, p))
+}
+
+/// Checks the batch against the partition's producer state and appends it, or finds the
+/// batch it repeats. The state lock spans check, append and update, so concurrent
+/// connections see each other's sequences.
+fn append_idempotent(
+    p: &Partition,
+    batch: &mut [u8],
+    producer_batch: &ProducerBatch,
+    log_append_time_ms: i64,
+) -> Result<Landed, Refusal> {
+    let mut producers = p.producers.lock().unwrap_or_else(|e| e.into_inner());
+    let decision = producers
+        .check_append(producer_batch)
+        .map_err(producer_refusal)?;
+    if let AppendDecision::Duplicate(original) = decision {
+        return Ok(Landed {
+            base_offset: original.base_offset,
+            last_offset: original.last_offset,
+            log_append_time_ms: if log_append_time_ms >= 0 {
+                original.max_timestamp_ms
+            } else {
+                -1
+            },
+        });
+    }
     let info = p
         .log
-        .append_unflushed(&mut batch, p.leader_epoch)
+        .append_unflushed(batch, p.leader_epoch)
         .map_err(storage_refusal)?;
-    Ok((info, p))
+    producers.on_appended(producer_batch, info.base_offset);
+    Ok(Landed {
+        base_offset: info.base_offset,
+        last_offset: info.last_offset,
+        log_append_time_ms,
+    })
+}
+
+fn producer_refusal(e: ProducerError) -> Refusal {
+    Refusal::with(e.kafka_error_code(), e.to_string())
+}
+
+/// Position of the attributes field: the CRC covers the batch from here to its end.
+const ATTRIBUTES_OFFSET: usize = 21;
+/// Attribute bit 3: the batch's timestamps are the broker's append time.
+const TIMESTAMP_TYPE_LOG_APPEND_TIME: i16 = 0x08;
+
+/// LogAppendTime, as Kafka's LogValidator does it in place: the timestamp-type bit set, the
+/// max timestamp set to `now_ms` (consumers read every record's timestamp as that), and the
+/// CRC recomputed. The producer's CRC is checked first, so a corrupt batch is not blessed
+/// with a fresh checksum.
+fn stamp_log_append_time(batch: &mut [u8], now_ms: i64) -> Result<(), Refusal> {
+    let mut header = freshet_records::validate(batch)
+        .map_err(|e| Refusal::with(e.kafka_error_code(), e.to_string()))?;
+    header.attributes |= TIMESTAMP_TYPE_LOG_APPEND_TIME;
+    header.max_timestamp = now_ms;
+    header.write(batch);
+    header.crc = crc32c::crc32c(&batch[ATTRIBUTES_OFFSET..]);
+    header.write(batch);
+    Ok(())
 }
 
 /// Kafka 4 requires exactly one RecordBatch v2 per partition in Produce v3+.
@@ -207,8 +293,9 @@ async fn complete(appended: Vec<Appended>) -> ProduceResponse {
 }
 
 async fn settle(
-    result: Result<(AppendInfo, Arc<Partition>), Refusal>,
-) -> Result<(AppendInfo, i64), Refusal> {
+    result: Result<(Landed, Arc<Partition>), Refusal>,
+) -> Result<(Landed, i64), Refusal> {
+    // A duplicate waits like the original: it may not be durable yet.
     let (info, p) = result?;
     let end = info.last_offset + 1;
     if p.fsync_on_append() {
@@ -226,7 +313,7 @@ async fn settle(
 
 fn partition_response(
     index: i32,
-    result: Result<(AppendInfo, i64), Refusal>,
+    result: Result<(Landed, i64), Refusal>,
 ) -> PartitionProduceResponse {
     let base = PartitionProduceResponse {
         index,
@@ -236,6 +323,7 @@ fn partition_response(
     match result {
         Ok((info, log_start_offset)) => PartitionProduceResponse {
             base_offset: info.base_offset,
+            log_append_time_ms: info.log_append_time_ms,
             log_start_offset,
             ..base
         },

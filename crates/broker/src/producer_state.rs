@@ -1,0 +1,64 @@
+//! Rebuilding a partition's idempotent-producer state from its log when the partition opens.
+//!
+//! Only the tail is replayed: the active segment and the one before it. A producer whose
+//! last batch lies further back is forgotten, which KIP-360 makes harmless (an unknown
+//! producer may continue at any sequence); what is lost is duplicate detection for retries
+//! of batches that old, and clients retry only their last five in-flight batches.
+
+use freshet_log::Log;
+use freshet_txn::{ProducerBatch, ProducerStateConfig, ProducerStateTable};
+
+/// Bytes read per step of the replay: whole batches, the first one even when larger.
+const REPLAY_READ_BYTES: u32 = 1024 * 1024;
+
+/// Segments at the end of the log replayed on open.
+const REPLAY_SEGMENTS: usize = 2;
+
+/// The producer state the log's tail implies.
+pub fn rebuild(log: &Log) -> ProducerStateTable {
+    let mut table = ProducerStateTable::new(ProducerStateConfig::default());
+    table.replay(tail_batches(log));
+    table
+}
+
+/// The offset the replay starts at: the base of the last [`REPLAY_SEGMENTS`] segments.
+fn replay_start_offset(log: &Log) -> i64 {
+    let bases = log.segment_base_offsets();
+    let start = bases
+        .len()
+        .checked_sub(REPLAY_SEGMENTS)
+        .and_then(|i| bases.get(i))
+        .or(bases.first())
+        .copied()
+        .unwrap_or(0);
+    start.max(log.log_start_offset())
+}
+
+/// Headers of the batches from [`replay_start_offset`] to the end, with their base offsets.
+/// Stops quietly at the first unreadable range: replay is best effort by design.
+fn tail_batches(log: &Log) -> Vec<(ProducerBatch, i64)> {
+    let mut out = Vec::new();
+    let mut offset = replay_start_offset(log);
+    let end = log.log_end_offset();
+    while offset < end {
+        let bytes = match log.read(offset, REPLAY_READ_BYTES, None) {
+            Ok(Some(slice)) => match slice.read_to_vec() {
+                Ok(bytes) => bytes,
+                Err(_) => break,
+            },
+            _ => break,
+        };
+        let before = offset;
+        for (_, header) in freshet_records::split_batches(&bytes).map_while(Result::ok) {
+            if header.last_offset() < offset {
+                continue;
+            }
+            out.push((ProducerBatch::from_header(&header), header.base_offset));
+            offset = header.last_offset().saturating_add(1);
+        }
+        if offset == before {
+            break;
+        }
+    }
+    out
+}
