@@ -148,13 +148,31 @@ fn check_host_port(key: &str, addr: &str) -> Result<(), ConfigError> {
     }
 }
 
-/// The `FRESHET_*` variables as a TOML table. Values that parse as TOML integers or booleans
-/// become those; everything else is a string, so `FRESHET_DATA_DIR=/srv/x` needs no quotes.
+/// Every configuration key, for picking `FRESHET_*` variables that configure the broker out
+/// of the ones that configure other commands (`FRESHET_BOOTSTRAP` is the CLI client's).
+pub const KEYS: &[&str] = &[
+    "node_id",
+    "data_dir",
+    "listen",
+    "advertised_listener",
+    "num_partitions",
+    "auto_create_topics_enable",
+    "socket_request_max_bytes",
+    "log_segment_bytes",
+    "log_retention_ms",
+    "log_retention_bytes",
+    "log_retention_check_interval_ms",
+    "offsets_topic_num_partitions",
+];
+
+/// The `FRESHET_*` variables naming configuration keys, as a TOML table. Values that parse as
+/// TOML integers or booleans become those; everything else is a string, so
+/// `FRESHET_DATA_DIR=/srv/x` needs no quotes.
 fn env_table(env: impl IntoIterator<Item = (String, String)>) -> toml::Table {
     env.into_iter()
         .filter_map(|(k, v)| {
             let key = k.strip_prefix(ENV_PREFIX)?.to_ascii_lowercase();
-            Some((key, scalar(&v)))
+            KEYS.contains(&key.as_str()).then(|| (key, scalar(&v)))
         })
         .collect()
 }
@@ -206,6 +224,27 @@ mod tests {
         assert_eq!(c.listen, "127.0.0.1:3000");
         assert_eq!(c.node_id, 9);
         assert_eq!(c.num_partitions, 3);
+    }
+
+    #[test]
+    fn keys_list_every_field_and_other_env_vars_are_ignored() {
+        let all = BrokerConfig {
+            advertised_listener: Some("h:1".into()),
+            ..Default::default()
+        };
+        let table = toml::Table::try_from(all).unwrap();
+        let mut fields: Vec<&str> = table.keys().map(String::as_str).collect();
+        let mut keys = KEYS.to_vec();
+        fields.sort();
+        keys.sort();
+        assert_eq!(fields, keys);
+        let c = BrokerConfig::load(
+            None,
+            env(&[("FRESHET_BOOTSTRAP", "x:1")]),
+            toml::Table::new(),
+        )
+        .unwrap();
+        assert_eq!(c, BrokerConfig::default());
     }
 
     #[test]

@@ -1,0 +1,240 @@
+//! Test support: the `freshet` binary as a child process, and a minimal blocking Kafka
+//! protocol client for driving it byte-exactly.
+
+#![allow(dead_code)]
+
+use bytes::{Bytes, BytesMut};
+use freshet_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use freshet_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use freshet_protocol::messages::{
+    FetchRequest, FetchResponse, ProduceRequest, ProduceResponse, RequestHeader,
+};
+use freshet_protocol::{ApiKey, Decode, Encode, Request, Response, ResponseHeader};
+use freshet_records::{BatchBuilder, BatchOptions, NewRecord};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A broker running as a child process on a free loopback port.
+pub struct BrokerProcess {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+}
+
+impl BrokerProcess {
+    pub fn start(data_dir: &Path) -> BrokerProcess {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        Self::start_on(data_dir, port)
+    }
+
+    pub fn start_on(data_dir: &Path, port: u16) -> BrokerProcess {
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_freshet"))
+            .args(["serve", "--data-dir"])
+            .arg(data_dir)
+            .args(["--listen", &addr.to_string()])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn freshet");
+        let broker = BrokerProcess {
+            child,
+            addr,
+            data_dir: data_dir.to_path_buf(),
+        };
+        broker.wait_ready();
+        broker
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if TcpStream::connect(self.addr).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("broker at {} did not become ready", self.addr);
+    }
+
+    pub fn kill9(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    pub fn terminate(&mut self) {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for BrokerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One connection speaking raw Kafka protocol, one request at a time.
+pub struct RawClient {
+    pub stream: TcpStream,
+    correlation_id: i32,
+}
+
+impl RawClient {
+    pub fn connect(addr: SocketAddr) -> std::io::Result<RawClient> {
+        let stream = TcpStream::connect(addr)?;
+        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        stream.set_nodelay(true)?;
+        Ok(RawClient {
+            stream,
+            correlation_id: 0,
+        })
+    }
+
+    pub fn call(&mut self, version: i16, request: Request) -> std::io::Result<Response> {
+        let api_key = request.api_key();
+        self.correlation_id += 1;
+        let header = RequestHeader {
+            request_api_key: api_key.as_i16(),
+            request_api_version: version,
+            correlation_id: self.correlation_id,
+            client_id: Some("freshet-test".into()),
+            ..Default::default()
+        };
+        let mut body = BytesMut::new();
+        header
+            .encode(&mut body, api_key.request_header_version(version))
+            .unwrap();
+        request.encode(&mut body, version).unwrap();
+        self.send_frame(&body)?;
+        let mut frame = self.read_frame()?;
+        let rh =
+            ResponseHeader::decode(&mut frame, api_key.response_header_version(version)).unwrap();
+        assert_eq!(rh.correlation_id, self.correlation_id);
+        Ok(Response::decode(api_key, version, &mut frame).unwrap())
+    }
+
+    pub fn send_frame(&mut self, body: &[u8]) -> std::io::Result<()> {
+        self.stream.write_all(&(body.len() as u32).to_be_bytes())?;
+        self.stream.write_all(body)
+    }
+
+    pub fn read_frame(&mut self) -> std::io::Result<Bytes> {
+        let mut len = [0u8; 4];
+        self.stream.read_exact(&mut len)?;
+        let mut buf = vec![0u8; u32::from_be_bytes(len) as usize];
+        self.stream.read_exact(&mut buf)?;
+        Ok(Bytes::from(buf))
+    }
+
+    /// Produces one batch of `values` to partition 0 of `topic`; returns (error code, base offset).
+    pub fn produce(
+        &mut self,
+        topic: &str,
+        acks: i16,
+        values: &[&[u8]],
+    ) -> std::io::Result<(i16, i64)> {
+        let request = ProduceRequest {
+            acks,
+            timeout_ms: 30_000,
+            topic_data: vec![TopicProduceData {
+                name: topic.into(),
+                partition_data: vec![PartitionProduceData {
+                    index: 0,
+                    records: Some(batch(values)),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        match self.call(9, Request::Produce(request))? {
+            Response::Produce(ProduceResponse { responses, .. }) => {
+                let p = &responses[0].partition_responses[0];
+                Ok((p.error_code, p.base_offset))
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    /// Fetches partition 0 of `topic` from `offset` (no waiting); returns error, high watermark, records.
+    pub fn fetch(&mut self, topic: &str, offset: i64) -> std::io::Result<(i16, i64, Bytes)> {
+        let request = FetchRequest {
+            replica_id: -1,
+            max_wait_ms: 0,
+            min_bytes: 1,
+            max_bytes: 50 << 20,
+            session_epoch: -1,
+            topics: vec![FetchTopic {
+                topic: topic.into(),
+                partitions: vec![FetchPartition {
+                    partition: 0,
+                    fetch_offset: offset,
+                    current_leader_epoch: -1,
+                    partition_max_bytes: 10 << 20,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        match self.call(12, Request::Fetch(request))? {
+            Response::Fetch(FetchResponse { responses, .. }) => {
+                let p = &responses[0].partitions[0];
+                Ok((
+                    p.error_code,
+                    p.high_watermark,
+                    p.records.clone().unwrap_or_default(),
+                ))
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+/// An uncompressed batch of the given values, no keys.
+pub fn batch(values: &[&[u8]]) -> Bytes {
+    let mut b = BatchBuilder::new(BatchOptions::default());
+    for v in values {
+        b.push(&NewRecord {
+            timestamp_ms: 1_700_000_000_000,
+            key: None,
+            value: Some(v),
+            headers: &[],
+        })
+        .unwrap();
+    }
+    Bytes::from(b.build().unwrap())
+}
+
+/// Every (offset, value) in the fetched bytes.
+pub fn decode_values(mut bytes: Bytes) -> Vec<(i64, Bytes)> {
+    let mut out = Vec::new();
+    while !bytes.is_empty() {
+        let header = freshet_records::BatchHeader::parse(&bytes).expect("batch header");
+        let len = header.total_len();
+        if len > bytes.len() {
+            break;
+        }
+        let one = bytes.split_to(len);
+        for r in freshet_records::records(&one, 64 << 20).expect("records") {
+            let r = r.expect("record");
+            out.push((r.offset, r.value.unwrap_or_default()));
+        }
+    }
+    out
+}
+
+pub fn api_key_of(r: &Request) -> ApiKey {
+    r.api_key()
+}
