@@ -1,0 +1,156 @@
+//! A broker started in-process on 127.0.0.1:0 with a temporary data directory, and a tiny
+//! raw-protocol client: one request at a time, Kafka framing and headers.
+
+#![allow(dead_code)] // Each test file uses a different part of this.
+
+use bytes::{Bytes, BytesMut};
+use freshet_broker::{Broker, BrokerConfig};
+use freshet_protocol::frame::decode_frame;
+use freshet_protocol::wire::{decode_response, encode_request};
+use freshet_protocol::{Request, RequestHeader, Response};
+use freshet_records::{BatchBuilder, BatchOptions, NewRecord};
+use std::net::SocketAddr;
+use std::path::Path;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const FRAME_BYTES_MAX: usize = 100 * 1024 * 1024;
+
+/// Sends a request and unwraps the response variant, panicking on any other.
+#[macro_export]
+macro_rules! call {
+    ($client:expr, $version:expr, $variant:ident, $request:expr) => {
+        match $client.send($version, $request.into()).await {
+            freshet_protocol::Response::$variant(r) => r,
+            other => panic!("unexpected response {other:?}"),
+        }
+    };
+}
+
+pub struct TestBroker {
+    pub broker: Broker,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestBroker {
+    pub async fn start() -> TestBroker {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let broker = start_in(dir.path()).await;
+        TestBroker { broker, dir }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.broker.local_addr()
+    }
+
+    pub async fn client(&self) -> Client {
+        Client::connect(self.addr()).await
+    }
+
+    /// Stops cleanly and starts again on the same data directory.
+    pub async fn restart(self) -> TestBroker {
+        let TestBroker { broker, dir } = self;
+        broker.shutdown().await.expect("clean shutdown");
+        let broker = start_in(dir.path()).await;
+        TestBroker { broker, dir }
+    }
+}
+
+async fn start_in(dir: &Path) -> Broker {
+    let config = BrokerConfig {
+        data_dir: dir.to_path_buf(),
+        listen: "127.0.0.1:0".to_string(),
+        ..BrokerConfig::default()
+    };
+    Broker::start(config).await.expect("broker starts")
+}
+
+pub struct Client {
+    stream: TcpStream,
+    correlation_id: i32,
+    buf: BytesMut,
+}
+
+impl Client {
+    pub async fn connect(addr: SocketAddr) -> Client {
+        Client {
+            stream: TcpStream::connect(addr).await.expect("connect"),
+            correlation_id: 0,
+            buf: BytesMut::new(),
+        }
+    }
+
+    /// Sends `request` at `version` and waits for its response.
+    pub async fn send(&mut self, version: i16, request: Request) -> Response {
+        self.correlation_id += 1;
+        let api_key = request.api_key();
+        let header = RequestHeader {
+            request_api_key: api_key.as_i16(),
+            request_api_version: version,
+            correlation_id: self.correlation_id,
+            client_id: Some("apis-test".to_string()),
+            ..RequestHeader::default()
+        };
+        let mut out = BytesMut::new();
+        encode_request(&header, &request, &mut out, FRAME_BYTES_MAX).expect("encode");
+        self.stream.write_all(&out).await.expect("write");
+        let frame = self.read_frame().await;
+        let (header, response) = decode_response(api_key, version, frame).expect("decode");
+        assert_eq!(header.correlation_id, self.correlation_id);
+        response
+    }
+
+    async fn read_frame(&mut self) -> Bytes {
+        loop {
+            if let Some(frame) = decode_frame(&mut self.buf, FRAME_BYTES_MAX).expect("frame") {
+                return frame;
+            }
+            let n = self.stream.read_buf(&mut self.buf).await.expect("read");
+            assert!(n > 0, "broker closed the connection");
+        }
+    }
+}
+
+/// A batch of `values` (no keys) with the given producer fields and timestamps.
+pub fn batch_with(values: &[&str], timestamp_ms: i64, options: BatchOptions) -> Bytes {
+    let mut builder = BatchBuilder::new(options);
+    for v in values {
+        builder
+            .push(&NewRecord {
+                timestamp_ms,
+                key: None,
+                value: Some(v.as_bytes()),
+                headers: &[],
+            })
+            .expect("push");
+    }
+    Bytes::from(builder.build().expect("build"))
+}
+
+/// A plain batch stamped now.
+pub fn batch(values: &[&str]) -> Bytes {
+    batch_with(values, now_ms(), BatchOptions::default())
+}
+
+/// An idempotent producer's batch.
+pub fn idempotent_batch(
+    values: &[&str],
+    producer_id: i64,
+    producer_epoch: i16,
+    base_sequence: i32,
+) -> Bytes {
+    let options = BatchOptions {
+        producer_id,
+        producer_epoch,
+        base_sequence,
+        ..BatchOptions::default()
+    };
+    batch_with(values, now_ms(), options)
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_millis() as i64
+}
