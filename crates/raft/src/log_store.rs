@@ -5,8 +5,8 @@
 //!   `set_len` to the frame boundary; a purge rewrites the file without the purged prefix.
 //! - `raft-vote`: the vote, replaced atomically and fsync'd before `save_vote` returns.
 //! - `raft-purged`: the last purged log id, replaced atomically and fsync'd.
-//! - `raft-committed`: the last committed log id, replaced atomically but not fsync'd: losing
-//!   it only means re-applying fewer entries until the leader commits again.
+//! - `raft-committed`: the last committed log id, overwritten in place and not fsync'd: losing
+//!   or tearing it only means re-applying fewer entries until the leader commits again.
 //!
 //! The metadata log is small, so every entry is also kept in memory; reads never touch disk.
 //! I/O is blocking std::fs inside async fns: metadata writes are rare and tiny, and the
@@ -46,6 +46,8 @@ struct LogInner {
     end_offset: u64,
     vote: Option<Vote>,
     committed: Option<LogId>,
+    /// `raft-committed`, kept open because it is rewritten on every commit.
+    committed_file: Option<File>,
     last_purged: Option<LogId>,
 }
 
@@ -66,6 +68,7 @@ impl FileLogStore {
             end_offset,
             vote,
             committed,
+            committed_file: None,
             last_purged,
         };
         Ok(FileLogStore {
@@ -213,11 +216,25 @@ impl LogInner {
         Ok(())
     }
 
+    /// Overwrites `raft-committed` in place (it always has the same length), without fsync:
+    /// this runs on every commit, and a rename per commit costs as much as an fsync on ext4
+    /// (it forces the new file's blocks out). A torn write fails its CRC and reads as "unknown".
     fn save_committed(&mut self, committed: Option<LogId>) -> io::Result<()> {
         if let Some(id) = &committed {
             let mut w = Writer::default();
             w.log_id(id);
-            disk::write_atomic(&self.dir, COMMITTED_FILE, &disk::seal(&w.buf), false)?;
+            let file = match &mut self.committed_file {
+                Some(file) => file,
+                None => self.committed_file.insert(
+                    OpenOptions::new()
+                        .write(true)
+                        .create(true)
+                        .truncate(false)
+                        .open(self.dir.join(COMMITTED_FILE))?,
+                ),
+            };
+            file.seek(SeekFrom::Start(0))?;
+            file.write_all(&disk::seal(&w.buf))?;
         }
         self.committed = committed;
         Ok(())

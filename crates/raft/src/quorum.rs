@@ -38,10 +38,14 @@ pub struct QuorumOptions {
 
 impl Default for QuorumOptions {
     fn default() -> Self {
+        // openraft also uses the heartbeat interval as the timeout of an AppendEntries call,
+        // so it must cover a follower's fsync on a busy disk (often 10-100 ms). Elections
+        // follow Kafka's KRaft default of about a second. A single voter does not wait for
+        // either: it elects itself at once on first start and on restart.
         QuorumOptions {
-            heartbeat_interval_ms: 50,
-            election_timeout_min_ms: 150,
-            election_timeout_max_ms: 300,
+            heartbeat_interval_ms: 250,
+            election_timeout_min_ms: 1000,
+            election_timeout_max_ms: 2000,
             snapshot_interval_entries: 1000,
             entries_kept_after_snapshot: 100,
             ready_timeout_ms: 10_000,

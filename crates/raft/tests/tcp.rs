@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use freshet_metadata::{BrokerRegistration, MetadataRecord};
-use freshet_raft::{tcp, MetadataQuorum, QuorumOptions, TcpNetwork};
+use freshet_raft::{tcp, MetadataQuorum, ProposeError, QuorumOptions, TcpNetwork};
 use openraft::BasicNode;
 use tokio::net::TcpListener;
 
@@ -17,6 +17,41 @@ fn register(node_id: i32) -> Vec<MetadataRecord> {
         port: 9092,
         rack: None,
     })]
+}
+
+/// Options for a test cluster: fast failover, but AppendEntries timeouts (the heartbeat
+/// interval) long enough for fsync on a loaded CI machine.
+fn options() -> QuorumOptions {
+    QuorumOptions {
+        heartbeat_interval_ms: 100,
+        election_timeout_min_ms: 500,
+        election_timeout_max_ms: 1000,
+        ..QuorumOptions::default()
+    }
+}
+
+/// Proposes on whichever node leads, retrying while leadership moves (a loaded machine can
+/// trigger an extra election at any time).
+async fn propose_on_leader(
+    nodes: &[(MetadataQuorum, tokio::task::JoinHandle<()>)],
+    records: Vec<MetadataRecord>,
+) -> u64 {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let leader = nodes.iter().find_map(|(q, _)| q.current_leader());
+        if let Some((quorum, _)) = nodes.iter().find(|(q, _)| Some(q.node_id()) == leader) {
+            match quorum.propose(records.clone()).await {
+                Ok(index) => return index,
+                Err(ProposeError::NotLeader { .. }) => {}
+                Err(e) => panic!("proposal failed: {e}"),
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no leader took the proposal"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
@@ -44,7 +79,7 @@ async fn three_voters_over_tcp() {
         let quorum = MetadataQuorum::open(
             &dir.join(format!("node{id}")),
             id,
-            &QuorumOptions::default(),
+            &options(),
             TcpNetwork,
             (id == 1).then(|| voters.clone()),
         )
@@ -59,9 +94,7 @@ async fn three_voters_over_tcp() {
         leader.is_some() && nodes.iter().all(|(q, _)| q.current_leader() == leader)
     })
     .await;
-    let leader_id = nodes[0].0.current_leader().unwrap();
-    let leader_at = (leader_id - 1) as usize;
-    let index = nodes[leader_at].0.propose(register(1)).await.unwrap();
+    let index = propose_on_leader(&nodes, register(1)).await;
     wait_until("all applied", || {
         nodes
             .iter()
@@ -73,6 +106,11 @@ async fn three_voters_over_tcp() {
     }
 
     // Stop the leader entirely: process gone, port closed.
+    let leader_id = nodes[0].0.current_leader().unwrap();
+    let leader_at = nodes
+        .iter()
+        .position(|(q, _)| q.node_id() == leader_id)
+        .unwrap();
     let (old_leader, server) = nodes.remove(leader_at);
     server.abort();
     old_leader.shutdown().await.unwrap();
