@@ -131,3 +131,71 @@ fn garbage_never_panics() {
         }
     }
 }
+
+/// Writes seed inputs for the `decode_message` fuzz target: each message type at each version,
+/// encoded from a random instance, behind the target's 3-byte prefix (type index, version).
+/// `FRESHET_FUZZ_SEEDS=$PWD/fuzz/corpus/decode_message cargo test -p freshet-protocol --lib
+/// -- --ignored write_fuzz_seeds`
+#[test]
+#[ignore = "writes files; run by hand before fuzzing"]
+fn write_fuzz_seeds() {
+    let dir = std::env::var("FRESHET_FUZZ_SEEDS").expect("set FRESHET_FUZZ_SEEDS to a directory");
+    std::fs::create_dir_all(&dir).expect("create seed dir");
+    let mut index: u16 = 0;
+    let mut written = 0;
+    macro_rules! seeds {
+        ($t:ty) => {
+            written += write_seeds::<$t>(&dir, index);
+            index += 1;
+        };
+    }
+    for_each_message!(seeds);
+    assert!(written > 0);
+}
+
+fn write_seeds<T: Message + Random + Debug>(dir: &str, index: u16) -> usize {
+    let (min, max) = T::VALID_VERSIONS;
+    let mut written = 0;
+    for version in min..=max {
+        for i in 0..2 {
+            let m = T::random(&mut TestRng::new(seed_of(T::NAME, version, i)), version);
+            let mut seed = index.to_be_bytes().to_vec();
+            seed.push((version - min) as u8);
+            seed.extend_from_slice(&encode_checked(&m, version));
+            let path = format!("{dir}/{}-v{version}-{i}", T::NAME);
+            std::fs::write(path, seed).expect("write seed");
+            written += 1;
+        }
+    }
+    written
+}
+
+/// Writes seed inputs for the `decode_request_frame` fuzz target: a request frame body
+/// (header + request) for every API and version.
+/// `FRESHET_FUZZ_SEEDS=$PWD/fuzz/corpus/decode_request_frame cargo test -p freshet-protocol
+/// --lib -- --ignored write_request_frame_seeds`
+#[test]
+#[ignore = "writes files; run by hand before fuzzing"]
+fn write_request_frame_seeds() {
+    let dir = std::env::var("FRESHET_FUZZ_SEEDS").expect("set FRESHET_FUZZ_SEEDS to a directory");
+    std::fs::create_dir_all(&dir).expect("create seed dir");
+    for key in ApiKey::ALL {
+        let (min, max) = key.valid_versions();
+        for version in min..=max {
+            let mut rng = TestRng::new(seed_of(key.name(), version, 3));
+            let header = crate::RequestHeader {
+                request_api_key: key.as_i16(),
+                request_api_version: version,
+                correlation_id: 1,
+                client_id: Some("seed".into()),
+                ..Default::default()
+            };
+            let request = Request::random(key, version, &mut rng);
+            let mut wire = BytesMut::new();
+            crate::wire::encode_request(&header, &request, &mut wire, usize::MAX >> 1)
+                .expect("encode");
+            let path = format!("{dir}/{}-v{version}", key.name());
+            std::fs::write(path, &wire[4..]).expect("write seed");
+        }
+    }
+}

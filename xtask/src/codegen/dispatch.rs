@@ -291,3 +291,27 @@ pub fn emit_root_mod(loaded: &[Loaded]) -> String {
     out.push_str("};\n}\n");
     out
 }
+
+/// The markdown table of every API (key, name, versions, flexible versions) for
+/// docs/design/protocol.md.
+pub fn api_table_markdown(loaded: &[Loaded]) -> Result<String, String> {
+    let mut out = String::from(
+        "| key | API | versions | flexible from | latest unstable |\n| ---: | --- | --- | --- | --- |\n",
+    );
+    for (req, _) in apis(loaded)? {
+        let flexible = req
+            .flexible
+            .and_then(|f| f.intersect(req.valid))
+            .map_or("-".to_string(), |f| f.min.to_string());
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} |",
+            req.api_key.unwrap_or_default(),
+            api_name(req),
+            version_text(Some(req.valid)),
+            flexible,
+            if req.latest_unstable { "yes" } else { "" }
+        );
+    }
+    Ok(out)
+}

@@ -178,8 +178,31 @@ pub fn generate(repo_root: &Path) -> Result<Vec<GeneratedFile>, String> {
     Ok(files)
 }
 
+/// The design document whose API table `run` keeps up to date, between these markers.
+pub const DOC_PATH: &str = "docs/design/protocol.md";
+const TABLE_BEGIN: &str = "<!-- api-table:begin (cargo xtask codegen) -->\n";
+const TABLE_END: &str = "<!-- api-table:end -->";
+
+/// Replaces the API table in the design document, if the document has the markers.
+fn update_doc_table(repo_root: &Path) -> Result<(), String> {
+    let path = repo_root.join(DOC_PATH);
+    let Ok(doc) = std::fs::read_to_string(&path) else {
+        return Ok(());
+    };
+    let (Some(begin), Some(end)) = (doc.find(TABLE_BEGIN), doc.find(TABLE_END)) else {
+        return Ok(());
+    };
+    let table = dispatch::api_table_markdown(&load_specs(repo_root)?)?;
+    let updated = format!("{}{TABLE_BEGIN}{table}{}", &doc[..begin], &doc[end..]);
+    if updated != doc {
+        std::fs::write(&path, updated).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
 /// Writes the generated files and removes generated files that no spec produces any more.
 pub fn run(repo_root: &Path) -> Result<usize, String> {
+    update_doc_table(repo_root)?;
     let files = generate(repo_root)?;
     let out = repo_root.join(OUT_DIR);
     for group in ["messages", "internal_records"] {
