@@ -281,6 +281,21 @@ pub fn bootstrap_cluster_id(image: &MetadataImage, cluster_id: &str) -> Vec<Meta
     }
 }
 
+/// What a broker proposes once its quorum is open: the cluster id when the log is fresh,
+/// and its own registration (a new epoch on every start), as one batch.
+pub fn startup_records(
+    image: &MetadataImage,
+    cluster_id_if_new: &str,
+    node_id: i32,
+    host: &str,
+    port: u16,
+    rack: Option<&str>,
+) -> Vec<MetadataRecord> {
+    let mut records = bootstrap_cluster_id(image, cluster_id_if_new);
+    records.extend(register_broker(image, node_id, host, port, rack));
+    records
+}
+
 fn check_partition_count(num_partitions: i32) -> Result<(), TopicError> {
     if num_partitions <= 0 {
         return Err(TopicError::InvalidPartitions(
@@ -769,6 +784,40 @@ mod tests {
             allocate_producer_ids(&image, 2),
             Err(ProducerIdError::BrokerNotRegistered(2))
         );
+    }
+
+    #[test]
+    fn startup_records_bootstrap_once_then_reregister() {
+        let mut image = MetadataImage::new();
+        let first = startup_records(&image, "c1", 1, "h", 9092, Some("r"));
+        assert_eq!(
+            first,
+            vec![
+                MetadataRecord::ClusterId("c1".into()),
+                MetadataRecord::RegisterBroker(BrokerRegistration {
+                    node_id: 1,
+                    broker_epoch: 1,
+                    host: "h".into(),
+                    port: 9092,
+                    rack: Some("r".into())
+                })
+            ]
+        );
+        image.apply_batch(&first).unwrap();
+        let second = startup_records(&image, "ignored", 1, "h2", 9093, None);
+        assert_eq!(
+            second,
+            vec![MetadataRecord::RegisterBroker(BrokerRegistration {
+                node_id: 1,
+                broker_epoch: 2,
+                host: "h2".into(),
+                port: 9093,
+                rack: None
+            })]
+        );
+        image.apply_batch(&second).unwrap();
+        assert_eq!(image.cluster_id(), Some("c1"));
+        assert_eq!(image.broker(1).unwrap().port, 9093);
     }
 
     #[test]
