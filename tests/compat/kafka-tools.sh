@@ -146,12 +146,23 @@ check_consumer_perf() {
   echo "kafka-tools: ConsumerPerformance: $(sed -n 2p "$work/out")"
 }
 
+# Each check runs in its own subshell (where `fail` exits) so one failure does not hide the others.
+failed=()
+section() {
+  local rc
+  set +e; ("$@"); rc=$?; set -e
+  if [[ $rc != 0 ]]; then echo "kafka-tools: $1: FAILED"; failed+=("$1"); fi
+}
 if $groups; then
-  check_console_group
-  check_consumer_perf
+  section check_console_group
+  section check_consumer_perf
 else
-  check_topics
-  check_console
-  check_producer_perf
+  section check_topics
+  section check_console
+  section check_producer_perf
+fi
+if [[ ${#failed[@]} -gt 0 ]]; then
+  echo "kafka-tools: MISMATCH: failed: ${failed[*]}" >&2
+  exit 1
 fi
 echo "kafka-tools: OK"

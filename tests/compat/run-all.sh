@@ -145,7 +145,7 @@ for d in "${drivers[@]}"; do
     echo "PASS $name ($(( $(now_ms) - t0 )) ms)"; passed=$((passed + 1))
   else
     echo "FAIL $name ($(( $(now_ms) - t0 )) ms, log $logs/$name.log)"; failed=$((failed + 1))
-    grep -E 'MISMATCH|ERROR|Exception|error' "$logs/$name.log" | head -n 5 | sed 's/^/    /'
+    grep -E 'FAILED|MISMATCH|ERROR|Exception|error' "$logs/$name.log" | head -n 8 | sed 's/^/    /'
   fi
 done
 say "drivers took $(( $(now_ms) - t_run )) ms"

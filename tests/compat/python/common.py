@@ -83,6 +83,28 @@ def verify(offset, want, key, value, headers, timestamp_ms, create_time):
     expect(f"{what} duplicate header values", [b"first", b"second"], [v for k, v in headers if k == "dup"])
 
 
+class Sections:
+    """Runs independent parts of a check so that one failure does not hide the others."""
+
+    def __init__(self, client):
+        self.client = client
+        self.failed = []
+
+    def run(self, name, fn):
+        try:
+            fn()
+        except Exception as e:  # every failure is reported, then the next section runs
+            print(f"{self.client}: {name}: FAILED: {type(e).__name__}: {e}")
+            self.failed.append(name)
+            return False
+        print(f"{self.client}: {name}: OK")
+        return True
+
+    def finish(self):
+        if self.failed:
+            raise Mismatch("failed: " + "; ".join(self.failed))
+
+
 def wait_until(what, check):
     deadline = time.monotonic() + TIMEOUT_S
     while not check():

@@ -156,17 +156,25 @@ def check_consume(bootstrap, topic, expected, extra_record):
         c.close()
 
 
-def run(bootstrap, topic):
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    check_admin(admin, topic)
+def produce_all(admin, bootstrap, topic, expected):
     create_topic(admin, topic, 1)
-    expected = common.expected_records(common.base_timestamp_ms())
     for n, codec in enumerate(CODECS):
         first = n * RECORDS_PER_CODEC
         produce(bootstrap, topic, expected[first : first + RECORDS_PER_CODEC], codec, first)
+
+
+def run(bootstrap, topic):
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    sections = common.Sections(CLIENT)
+    expected = common.expected_records(common.base_timestamp_ms())
     after_end = [(b"k", b"after-end", [("h", b"v")], common.base_timestamp_ms() + 3_000_000)]
-    check_consume(bootstrap, topic, expected, lambda: produce(bootstrap, topic, after_end, "none", len(expected)))
-    print(f"{CLIENT}: admin, idempotent produce (5 codecs), consume and seeks OK on {topic}")
+    if sections.run("idempotent produce (5 codecs)", lambda: produce_all(admin, bootstrap, topic, expected)):
+        sections.run(
+            "consume from the beginning, seek, offsets_for_times, seek to the end",
+            lambda: check_consume(bootstrap, topic, expected, lambda: produce(bootstrap, topic, after_end, "none", len(expected))),
+        )
+    sections.run("admin: create with configs, describe, describe_configs, list, delete", lambda: check_admin(admin, topic))
+    sections.finish()
 
 
 def run_groups(bootstrap, topic):

@@ -120,19 +120,34 @@ def check_consume(bootstrap, topic, expected):
         c.close()
 
 
-def run(bootstrap, topic):
+def produce_all(bootstrap, topic, expected):
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     try:
-        check_admin(admin, topic)
         create_topic(admin, topic, 1)
     finally:
         admin.close()
-    expected = common.expected_records(common.base_timestamp_ms())
     for n, codec in enumerate(CODECS):
         first = n * RECORDS_PER_CODEC
         produce(bootstrap, topic, expected[first : first + RECORDS_PER_CODEC], codec, first)
-    check_consume(bootstrap, topic, expected)
-    print(f"{CLIENT}: admin, produce (5 codecs), consume and seeks OK on {topic}")
+
+
+def admin_checks(bootstrap, topic):
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        check_admin(admin, topic)
+    finally:
+        admin.close()
+
+
+def run(bootstrap, topic):
+    sections = common.Sections(CLIENT)
+    expected = common.expected_records(common.base_timestamp_ms())
+    if sections.run("produce (5 codecs)", lambda: produce_all(bootstrap, topic, expected)):
+        sections.run("consume from the beginning, seek, offsets_for_times, seek_to_end",
+                     lambda: check_consume(bootstrap, topic, expected))
+    sections.run("admin: create with configs, describe, describe_configs, list, delete",
+                 lambda: admin_checks(bootstrap, topic))
+    sections.finish()
 
 
 def run_groups(bootstrap, topic):

@@ -168,6 +168,42 @@ func Verify(offset int64, want, got Record, createTime bool) error {
 	return nil
 }
 
+// Sections runs independent parts of a check so that one failure does not hide the others.
+type Sections struct {
+	Client string
+	failed []string
+}
+
+// Run runs one section, prints its outcome and reports whether it passed.
+func (s *Sections) Run(name string, f func() error) bool {
+	if err := f(); err != nil {
+		fmt.Printf("%s: %s: FAILED: %v\n", s.Client, name, err)
+		s.failed = append(s.failed, name)
+		return false
+	}
+	fmt.Printf("%s: %s: OK\n", s.Client, name)
+	return true
+}
+
+// Err is a Mismatch naming the failed sections, or nil.
+func (s *Sections) Err() error {
+	if len(s.failed) == 0 {
+		return nil
+	}
+	return Mismatch{"failed: " + strings.Join(s.failed, "; ")}
+}
+
+// ProduceAll produces the expected records, codec by codec, with the driver's produce function.
+func ProduceAll(expected []Record, produce func(records []Record, codec string, firstOffset int64) error) error {
+	for n, name := range Codecs {
+		first := n * RecordsPerCodec
+		if err := produce(expected[first:first+RecordsPerCodec], name, int64(first)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // WaitUntil polls check until it is true or Timeout passes.
 func WaitUntil(what string, check func() (bool, error)) error {
 	deadline := time.Now().Add(Timeout)

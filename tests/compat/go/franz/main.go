@@ -273,24 +273,23 @@ func run(a common.Args) error {
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	if err := checkAdmin(adm, a.Topic); err != nil {
-		return err
-	}
-	if err := createTopic(adm, a.Topic, 1, nil); err != nil {
-		return err
-	}
+	s := common.Sections{Client: client}
 	expected := common.ExpectedRecords(common.BaseTimestampMs(), len(common.Codecs)*common.RecordsPerCodec)
-	for n, name := range common.Codecs {
-		first := n * common.RecordsPerCodec
-		if err := produce(a, expected[first:first+common.RecordsPerCodec], name, int64(first)); err != nil {
+	produced := s.Run("produce (5 codecs)", func() error {
+		if err := createTopic(adm, a.Topic, 1, nil); err != nil {
 			return err
 		}
+		return common.ProduceAll(expected, func(r []common.Record, codec string, first int64) error {
+			return produce(a, r, codec, first)
+		})
+	})
+	if produced {
+		s.Run("consume from the start, at an offset, after a timestamp, at the end", func() error {
+			return checkConsume(a, adm, expected)
+		})
 	}
-	if err := checkConsume(a, adm, expected); err != nil {
-		return err
-	}
-	fmt.Printf("%s: admin, produce (5 codecs), consume and seeks OK on %s\n", client, a.Topic)
-	return nil
+	s.Run("admin: create with configs, list, describe configs, delete", func() error { return checkAdmin(adm, a.Topic) })
+	return s.Err()
 }
 
 func runGroups(a common.Args) error {

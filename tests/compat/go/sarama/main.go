@@ -229,24 +229,23 @@ func run(a common.Args) error {
 	if err != nil {
 		return err
 	}
-	if err := checkAdmin(adm, a.Topic); err != nil {
-		return err
-	}
-	if err := adm.CreateTopic(a.Topic, &sarama.TopicDetail{NumPartitions: 1, ReplicationFactor: 1}, false); err != nil {
-		return err
-	}
+	s := common.Sections{Client: client}
 	expected := common.ExpectedRecords(common.BaseTimestampMs(), len(common.Codecs)*common.RecordsPerCodec)
-	for n, name := range common.Codecs {
-		first := n * common.RecordsPerCodec
-		if err := produce(a, expected[first:first+common.RecordsPerCodec], name, int64(first)); err != nil {
+	produced := s.Run("idempotent produce (5 codecs)", func() error {
+		if err := adm.CreateTopic(a.Topic, &sarama.TopicDetail{NumPartitions: 1, ReplicationFactor: 1}, false); err != nil {
 			return err
 		}
+		return common.ProduceAll(expected, func(r []common.Record, codec string, first int64) error {
+			return produce(a, r, codec, first)
+		})
+	})
+	if produced {
+		s.Run("consume from the oldest, an offset, a timestamp's offset, the newest", func() error {
+			return checkConsume(a, cl, expected)
+		})
 	}
-	if err := checkConsume(a, cl, expected); err != nil {
-		return err
-	}
-	fmt.Printf("%s: admin, idempotent produce (5 codecs), consume and offsets OK on %s\n", client, a.Topic)
-	return nil
+	s.Run("admin: create with configs, describe, describe config, list, delete", func() error { return checkAdmin(adm, a.Topic) })
+	return s.Err()
 }
 
 // handler verifies the records of one group session and marks commitAt once count have arrived.

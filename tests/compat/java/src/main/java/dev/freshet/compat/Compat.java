@@ -102,15 +102,42 @@ public final class Compat {
     }
   }
 
+  /** One independent part of the run; a failed section does not hide the results of the others. */
+  interface Section {
+    void run() throws Exception;
+  }
+
+  private final List<String> failedSections = new ArrayList<>();
+
+  /** Runs a section, prints its outcome, and returns whether it passed. */
+  boolean section(String name, Section body) {
+    try {
+      body.run();
+      System.out.println("java: " + name + ": OK");
+      return true;
+    } catch (Exception e) {
+      Throwable cause = e.getCause() != null && !(e instanceof Mismatch) ? e.getCause() : e;
+      System.out.println("java: " + name + ": FAILED: " + cause);
+      failedSections.add(name);
+      return false;
+    }
+  }
+
   void runAll() throws Exception {
     try (Admin admin = Admin.create(adminProps())) {
-      checkAdmin(admin);
-      createTopic(admin, topic, 1, Map.of());
       List<Expected> expected = expectedRecords();
-      produceAll(expected);
-      checkConsume(expected);
-      checkSeeks(expected);
-      System.out.println("java: admin, produce (5 codecs), consume and seeks OK on " + topic);
+      boolean produced = section("produce (5 codecs) and consume from the beginning", () -> {
+        createTopic(admin, topic, 1, Map.of());
+        produceAll(expected);
+        checkConsume(expected);
+      });
+      if (produced) {
+        section("seek, offsetsForTimes, seekToEnd", () -> checkSeeks(expected));
+      }
+      section("admin: create with configs, describe, describeConfigs, list, delete", () -> checkAdmin(admin));
+    }
+    if (!failedSections.isEmpty()) {
+      throw new Mismatch("failed: " + String.join("; ", failedSections));
     }
   }
 
