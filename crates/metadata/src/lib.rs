@@ -12,11 +12,13 @@
 pub mod codec;
 pub mod config;
 pub mod controller;
+pub mod delta;
 pub mod error;
 pub mod image;
 pub mod names;
 pub mod record;
 
+pub use delta::{delta, MetadataDelta};
 pub use error::{kafka_code, MetadataError, TopicError};
 pub use image::{MetadataImage, PartitionState, TopicImage};
 pub use record::{
