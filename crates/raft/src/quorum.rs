@@ -13,6 +13,7 @@ use openraft::network::NetSnapshot;
 use openraft::{BasicNode, Config, RaftNetworkFactory, SnapshotPolicy};
 use tokio::sync::watch;
 
+use crate::disk;
 use crate::log_store::FileLogStore;
 use crate::network::NoPeers;
 use crate::state_machine::{AppliedImage, MetadataStateMachine};
@@ -70,6 +71,36 @@ impl QuorumOptions {
     }
 }
 
+/// The node id a directory belongs to, written on first open (`raft-node-id`). Opening it as
+/// another node would make this node vote and append as someone it is not.
+const NODE_ID_FILE: &str = "raft-node-id";
+
+fn claim_directory(dir: &Path, node_id: u64) -> Result<(), QuorumError> {
+    std::fs::create_dir_all(dir)?;
+    match disk::read_optional(dir, NODE_ID_FILE)? {
+        Some(bytes) => {
+            let body = disk::unseal(&bytes)?;
+            let stored: [u8; 8] = body
+                .try_into()
+                .map_err(|_| disk::invalid("raft-node-id: wrong length"))?;
+            let stored = u64::from_be_bytes(stored);
+            if stored != node_id {
+                return Err(QuorumError::WrongNode {
+                    stored,
+                    requested: node_id,
+                });
+            }
+            Ok(())
+        }
+        None => Ok(disk::write_atomic(
+            dir,
+            NODE_ID_FILE,
+            &disk::seal(&node_id.to_be_bytes()),
+            true,
+        )?),
+    }
+}
+
 /// Why the quorum could not be opened.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -82,6 +113,8 @@ pub enum QuorumError {
     Raft(String),
     #[error("not ready in time: {0}")]
     NotReady(String),
+    #[error("the metadata directory belongs to node {stored}, not node {requested}")]
+    WrongNode { stored: u64, requested: u64 },
 }
 
 /// Why a proposal did not take effect.
@@ -159,6 +192,7 @@ impl MetadataQuorum {
         N::Network: NetSnapshot<MetaRaft, SnapshotData = Vec<u8>>,
     {
         let config = Arc::new(options.raft_config()?);
+        claim_directory(dir, node_id)?;
         let log_store = FileLogStore::open(dir)?;
         let (state_machine, applied) = MetadataStateMachine::open(dir)?;
         let raft = MetaRaftHandle::new(node_id, config, network, log_store, state_machine)

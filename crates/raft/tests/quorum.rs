@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use freshet_metadata::controller::{self, ControllerSettings, NewTopic};
 use freshet_metadata::{MetadataImage, MetadataRecord, TopicId};
-use freshet_raft::{InProcessRouter, MetadataQuorum, ProposeError, QuorumOptions};
+use freshet_raft::{InProcessRouter, MetadataQuorum, ProposeError, QuorumError, QuorumOptions};
 use openraft::BasicNode;
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -83,6 +83,16 @@ async fn single_voter_survives_restart_with_the_same_image() {
         ["orders", "payments"]
     );
     reopened.shutdown().await.unwrap();
+
+    // The directory belongs to node 1: opening it as node 2 is refused at once.
+    match MetadataQuorum::open_single(&dir, 2, "127.0.0.1:9093").await {
+        Err(QuorumError::WrongNode {
+            stored: 1,
+            requested: 2,
+        }) => {}
+        Err(other) => panic!("expected WrongNode, got {other}"),
+        Ok(_) => panic!("expected WrongNode, got a quorum"),
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
