@@ -24,7 +24,12 @@ const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
 const INVALID_FETCH_SESSION_EPOCH: i16 = 71;
 const UNKNOWN_TOPIC_ID: i16 = 100;
 
-async fn create_topic(c: &mut Client, name: &str, partitions: i32, configs: &[(&str, &str)]) {
+async fn create_topic(
+    c: &mut Client,
+    name: &str,
+    partitions: i32,
+    configs: &[(&str, &str)],
+) -> Uuid {
     let request = CreateTopicsRequest {
         topics: vec![CreatableTopic {
             name: name.to_string(),
@@ -49,6 +54,7 @@ async fn create_topic(c: &mut Client, name: &str, partitions: i32, configs: &[(&
         "{:?}",
         response.topics[0]
     );
+    response.topics[0].topic_id
 }
 
 async fn produce(
@@ -345,4 +351,437 @@ async fn fetch_sessions_send_only_what_changed() {
     assert_eq!(fetched(&closing), vec![("s".to_string(), 0)]);
     let closed = call!(c, 12, Fetch, fetch_request(id, 5, vec![]));
     assert_eq!(closed.error_code, FETCH_SESSION_ID_NOT_FOUND);
+}
+
+async fn delete_topics_v5(c: &mut Client, names: &[&str]) -> Vec<i16> {
+    let request = DeleteTopicsRequest {
+        topic_names: names.iter().map(|n| n.to_string()).collect(),
+        timeout_ms: 10_000,
+        ..Default::default()
+    };
+    let response = call!(c, 5, DeleteTopics, request);
+    response.responses.iter().map(|r| r.error_code).collect()
+}
+
+#[tokio::test]
+async fn delete_topics_by_name_and_by_id() {
+    let broker = TestBroker::start().await;
+    let mut c = broker.client().await;
+    create_topic(&mut c, "gone", 1, &[]).await;
+    let kept_id = create_topic(&mut c, "by-id", 1, &[]).await;
+    assert_eq!(
+        produce(&mut c, "gone", 0, batch(&["x"])).await.error_code,
+        NONE
+    );
+    assert!(broker.dir.path().join("gone-0").exists());
+
+    let codes = delete_topics_v5(&mut c, &["gone", "never-was"]).await;
+    assert_eq!(codes, vec![NONE, UNKNOWN_TOPIC_OR_PARTITION]);
+    let after = produce(&mut c, "gone", 0, batch(&["x"])).await;
+    assert_eq!(after.error_code, UNKNOWN_TOPIC_OR_PARTITION);
+    assert!(
+        !broker.dir.path().join("gone-0").exists(),
+        "the log directory is removed"
+    );
+
+    let by_id = DeleteTopicsRequest {
+        topics: vec![
+            delete_topics_request::DeleteTopicState {
+                name: None,
+                topic_id: kept_id,
+                ..Default::default()
+            },
+            delete_topics_request::DeleteTopicState {
+                name: None,
+                topic_id: Uuid([7; 16]),
+                ..Default::default()
+            },
+        ],
+        timeout_ms: 10_000,
+        ..Default::default()
+    };
+    let response = call!(c, 6, DeleteTopics, by_id);
+    let first = &response.responses[0];
+    assert_eq!(
+        (first.name.as_deref(), first.error_code),
+        (Some("by-id"), NONE)
+    );
+    assert_eq!(response.responses[1].error_code, UNKNOWN_TOPIC_ID);
+    let gone = produce(&mut c, "by-id", 0, batch(&["x"])).await;
+    assert_eq!(gone.error_code, UNKNOWN_TOPIC_OR_PARTITION);
+}
+
+async fn create_partitions(
+    c: &mut Client,
+    topic: &str,
+    count: i32,
+    validate_only: bool,
+) -> create_partitions_response::CreatePartitionsTopicResult {
+    let request = CreatePartitionsRequest {
+        topics: vec![create_partitions_request::CreatePartitionsTopic {
+            name: topic.to_string(),
+            count,
+            assignments: None,
+            ..Default::default()
+        }],
+        timeout_ms: 10_000,
+        validate_only,
+        ..Default::default()
+    };
+    call!(c, 3, CreatePartitions, request).results.remove(0)
+}
+
+#[tokio::test]
+async fn create_partitions_grows_topics_and_validates_only_when_asked() {
+    let broker = TestBroker::start().await;
+    let mut c = broker.client().await;
+    create_topic(&mut c, "grow", 1, &[]).await;
+    assert_eq!(
+        create_partitions(&mut c, "grow", 3, true).await.error_code,
+        NONE
+    );
+    let not_yet = produce(&mut c, "grow", 2, batch(&["x"])).await;
+    assert_eq!(
+        not_yet.error_code, UNKNOWN_TOPIC_OR_PARTITION,
+        "validate_only changed nothing"
+    );
+    assert_eq!(
+        create_partitions(&mut c, "grow", 3, false).await.error_code,
+        NONE
+    );
+    assert_eq!(
+        produce(&mut c, "grow", 2, batch(&["x"])).await.error_code,
+        NONE
+    );
+    let shrink = create_partitions(&mut c, "grow", 2, false).await;
+    assert_eq!(shrink.error_code, INVALID_PARTITIONS);
+    assert!(shrink.error_message.is_some());
+    let unknown = create_partitions(&mut c, "nope", 2, false).await;
+    assert_eq!(unknown.error_code, UNKNOWN_TOPIC_OR_PARTITION);
+}
+
+fn describe_topic(name: &str, keys: Option<Vec<&str>>) -> DescribeConfigsRequest {
+    DescribeConfigsRequest {
+        resources: vec![describe_configs_request::DescribeConfigsResource {
+            resource_type: 2,
+            resource_name: name.to_string(),
+            configuration_keys: keys.map(|k| k.iter().map(|s| s.to_string()).collect()),
+            ..Default::default()
+        }],
+        include_synonyms: true,
+        include_documentation: true,
+        ..Default::default()
+    }
+}
+
+/// (value, source) of each named config in a DescribeConfigs result.
+fn config_of(
+    result: &describe_configs_response::DescribeConfigsResult,
+    name: &str,
+) -> (String, i8) {
+    let c = result
+        .configs
+        .iter()
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("{name} not described"));
+    (c.value.clone().unwrap_or_default(), c.config_source)
+}
+
+#[tokio::test]
+async fn describe_configs_lists_every_topic_config_with_sources_and_synonyms() {
+    let broker = TestBroker::start().await;
+    let mut c = broker.client().await;
+    create_topic(&mut c, "described", 1, &[("retention.ms", "1000")]).await;
+    let response = call!(c, 4, DescribeConfigs, describe_topic("described", None));
+    let result = &response.results[0];
+    assert_eq!(result.error_code, NONE);
+    assert_eq!(
+        result.configs.len(),
+        freshet_metadata::config::TOPIC_CONFIGS.len()
+    );
+    assert_eq!(config_of(result, "retention.ms"), ("1000".to_string(), 1));
+    assert_eq!(
+        config_of(result, "cleanup.policy"),
+        ("delete".to_string(), 5)
+    );
+    let retention = result
+        .configs
+        .iter()
+        .find(|c| c.name == "retention.ms")
+        .unwrap();
+    assert_eq!(retention.config_type, 5, "LONG");
+    let synonyms: Vec<(&str, i8)> = retention
+        .synonyms
+        .iter()
+        .map(|s| (s.name.as_str(), s.source))
+        .collect();
+    assert_eq!(synonyms, vec![("retention.ms", 1), ("log.retention.ms", 5)]);
+
+    // Version 1 has no types; a key filter narrows the list.
+    let filtered = call!(
+        c,
+        1,
+        DescribeConfigs,
+        describe_topic("described", Some(vec!["segment.bytes"]))
+    );
+    let only = &filtered.results[0].configs;
+    assert_eq!(only.len(), 1);
+    assert_eq!(
+        (only[0].name.as_str(), only[0].config_type),
+        ("segment.bytes", 0)
+    );
+
+    let unknown = call!(c, 4, DescribeConfigs, describe_topic("nope", None));
+    assert_eq!(unknown.results[0].error_code, UNKNOWN_TOPIC_OR_PARTITION);
+    assert!(unknown.results[0].configs.is_empty());
+
+    let broker_resource = |name: &str| DescribeConfigsRequest {
+        resources: vec![describe_configs_request::DescribeConfigsResource {
+            resource_type: 4,
+            resource_name: name.to_string(),
+            configuration_keys: None,
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let this = call!(c, 4, DescribeConfigs, broker_resource("1"));
+    assert_eq!(this.results[0].error_code, NONE);
+    assert_eq!(config_of(&this.results[0], "node.id"), ("1".to_string(), 4));
+    let other = call!(c, 4, DescribeConfigs, broker_resource("7"));
+    assert_eq!(other.results[0].error_code, 42);
+}
+
+fn alterable(name: &str, value: Option<&str>) -> alter_configs_request::AlterableConfig {
+    alter_configs_request::AlterableConfig {
+        name: name.to_string(),
+        value: value.map(str::to_string),
+        ..Default::default()
+    }
+}
+
+async fn alter_configs(
+    c: &mut Client,
+    topic: &str,
+    configs: &[(&str, &str)],
+    validate_only: bool,
+) -> i16 {
+    let request = AlterConfigsRequest {
+        resources: vec![alter_configs_request::AlterConfigsResource {
+            resource_type: 2,
+            resource_name: topic.to_string(),
+            configs: configs.iter().map(|(k, v)| alterable(k, Some(v))).collect(),
+            ..Default::default()
+        }],
+        validate_only,
+        ..Default::default()
+    };
+    call!(c, 2, AlterConfigs, request).responses[0].error_code
+}
+
+async fn incremental(c: &mut Client, topic: &str, ops: &[(&str, i8, Option<&str>)]) -> i16 {
+    let request = IncrementalAlterConfigsRequest {
+        resources: vec![incremental_alter_configs_request::AlterConfigsResource {
+            resource_type: 2,
+            resource_name: topic.to_string(),
+            configs: ops
+                .iter()
+                .map(
+                    |(name, op, value)| incremental_alter_configs_request::AlterableConfig {
+                        name: name.to_string(),
+                        config_operation: *op,
+                        value: value.map(str::to_string),
+                        ..Default::default()
+                    },
+                )
+                .collect(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    call!(c, 1, IncrementalAlterConfigs, request).responses[0].error_code
+}
+
+async fn described(c: &mut Client, topic: &str, name: &str) -> (String, i8) {
+    let response = call!(c, 4, DescribeConfigs, describe_topic(topic, None));
+    config_of(&response.results[0], name)
+}
+
+#[tokio::test]
+async fn alter_configs_replace_and_incremental_ops_change_overrides() {
+    let broker = TestBroker::start().await;
+    let mut c = broker.client().await;
+    create_topic(&mut c, "alt", 1, &[("retention.ms", "1000")]).await;
+
+    // The legacy form replaces the whole set; validate_only changes nothing.
+    assert_eq!(
+        alter_configs(&mut c, "alt", &[("segment.ms", "5000")], true).await,
+        NONE
+    );
+    assert_eq!(described(&mut c, "alt", "segment.ms").await.1, 5);
+    assert_eq!(
+        alter_configs(&mut c, "alt", &[("segment.ms", "5000")], false).await,
+        NONE
+    );
+    assert_eq!(
+        described(&mut c, "alt", "segment.ms").await,
+        ("5000".to_string(), 1)
+    );
+    assert_eq!(
+        described(&mut c, "alt", "retention.ms").await.1,
+        5,
+        "replaced away"
+    );
+    assert_eq!(
+        alter_configs(&mut c, "alt", &[("segment.ms", "zero")], false).await,
+        INVALID_CONFIG
+    );
+    assert_eq!(
+        alter_configs(&mut c, "nope", &[], false).await,
+        UNKNOWN_TOPIC_OR_PARTITION
+    );
+
+    // SET, DELETE, APPEND, SUBTRACT.
+    let list = "follower.replication.throttled.replicas";
+    let ops = [
+        ("max.message.bytes", 0, Some("200")),
+        ("segment.ms", 1, None),
+        (list, 2, Some("0:1")),
+    ];
+    assert_eq!(incremental(&mut c, "alt", &ops).await, NONE);
+    assert_eq!(
+        described(&mut c, "alt", "max.message.bytes").await,
+        ("200".to_string(), 1)
+    );
+    assert_eq!(described(&mut c, "alt", "segment.ms").await.1, 5);
+    assert_eq!(
+        incremental(&mut c, "alt", &[(list, 2, Some("1:1"))]).await,
+        NONE
+    );
+    assert_eq!(described(&mut c, "alt", list).await.0, "0:1,1:1");
+    assert_eq!(
+        incremental(&mut c, "alt", &[(list, 3, Some("0:1"))]).await,
+        NONE
+    );
+    assert_eq!(described(&mut c, "alt", list).await.0, "1:1");
+    assert_eq!(
+        incremental(&mut c, "alt", &[("retention.ms", 0, None)]).await,
+        42
+    );
+    assert_eq!(
+        incremental(&mut c, "alt", &[("retention.ms", 9, Some("1"))]).await,
+        42
+    );
+    assert_eq!(
+        incremental(&mut c, "alt", &[("no.such.config", 0, Some("1"))]).await,
+        INVALID_CONFIG
+    );
+    drop(c);
+
+    // Logs take the new values when they are opened again.
+    let broker = broker.restart().await;
+    let mut c = broker.client().await;
+    let big = "x".repeat(300);
+    let refused = produce(&mut c, "alt", 0, batch(&[big.as_str()])).await;
+    assert_eq!(
+        refused.error_code, 10,
+        "MESSAGE_TOO_LARGE under max.message.bytes=200"
+    );
+}
+
+#[tokio::test]
+async fn describe_cluster_lists_this_broker() {
+    let broker = TestBroker::start().await;
+    let mut c = broker.client().await;
+    let request = DescribeClusterRequest {
+        endpoint_type: 1,
+        ..Default::default()
+    };
+    let response = call!(c, 1, DescribeCluster, request);
+    assert_eq!(response.error_code, NONE);
+    assert_eq!(
+        Some(response.cluster_id.clone()),
+        broker.broker.cluster_id()
+    );
+    assert_eq!(response.brokers.len(), 1);
+    assert_eq!(response.brokers[0].broker_id, 1);
+    assert_eq!(response.brokers[0].port, i32::from(broker.addr().port()));
+    let controllers = DescribeClusterRequest {
+        endpoint_type: 2,
+        ..Default::default()
+    };
+    assert_eq!(call!(c, 1, DescribeCluster, controllers).error_code, 114);
+}
+
+async fn delete_records(c: &mut Client, topic: &str, partition: i32, offset: i64) -> (i64, i16) {
+    let request = DeleteRecordsRequest {
+        topics: vec![delete_records_request::DeleteRecordsTopic {
+            name: topic.to_string(),
+            partitions: vec![delete_records_request::DeleteRecordsPartition {
+                partition_index: partition,
+                offset,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        timeout_ms: 10_000,
+        ..Default::default()
+    };
+    let response = call!(c, 2, DeleteRecords, request);
+    let p = &response.topics[0].partitions[0];
+    (p.low_watermark, p.error_code)
+}
+
+#[tokio::test]
+async fn delete_records_moves_the_log_start_offset() {
+    let broker = TestBroker::start().await;
+    let mut c = broker.client().await;
+    create_topic(&mut c, "trim", 1, &[]).await;
+    for _ in 0..3 {
+        produce(&mut c, "trim", 0, batch(&["a", "b"])).await;
+    }
+    assert_eq!(delete_records(&mut c, "trim", 0, 2).await, (2, NONE));
+    let response = call!(
+        c,
+        12,
+        Fetch,
+        fetch_request(0, -1, vec![fetch_topic("trim", &[(0, 0)])])
+    );
+    let p = partition_data(&response, "trim", 0);
+    assert_eq!((p.error_code, p.log_start_offset), (OFFSET_OUT_OF_RANGE, 2));
+    assert_eq!(
+        delete_records(&mut c, "trim", 0, 99).await,
+        (-1, OFFSET_OUT_OF_RANGE)
+    );
+    assert_eq!(delete_records(&mut c, "trim", 0, -1).await, (6, NONE));
+    assert_eq!(
+        delete_records(&mut c, "trim", 1, 0).await.1,
+        UNKNOWN_TOPIC_OR_PARTITION
+    );
+    // The next append continues the offsets.
+    assert_eq!(
+        produce(&mut c, "trim", 0, batch(&["c"])).await.base_offset,
+        6
+    );
+}
+
+#[tokio::test]
+async fn api_versions_advertises_the_new_apis() {
+    let broker = TestBroker::start().await;
+    let mut c = broker.client().await;
+    let response = call!(c, 3, ApiVersions, ApiVersionsRequest::default());
+    let range = |key: i16| {
+        response
+            .api_keys
+            .iter()
+            .find(|k| k.api_key == key)
+            .map(|k| (k.min_version, k.max_version))
+    };
+    assert_eq!(range(20), Some((1, 6)), "DeleteTopics");
+    assert_eq!(range(21), Some((0, 2)), "DeleteRecords");
+    assert_eq!(range(22), Some((0, 5)), "InitProducerId");
+    assert_eq!(range(32), Some((1, 4)), "DescribeConfigs");
+    assert_eq!(range(33), Some((0, 2)), "AlterConfigs");
+    assert_eq!(range(37), Some((0, 3)), "CreatePartitions");
+    assert_eq!(range(44), Some((0, 1)), "IncrementalAlterConfigs");
+    assert_eq!(range(60), Some((0, 1)), "DescribeCluster");
 }

@@ -5,9 +5,16 @@
 //! (waiting for fsync, long polls) is the returned future, and responses still go out in
 //! request order (see `connection`).
 
+pub mod alter_configs;
 pub mod api_versions;
+pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_records;
+pub mod delete_topics;
+pub mod describe_cluster;
+pub mod describe_configs;
 pub mod fetch;
+pub mod incremental_alter_configs;
 pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
@@ -45,6 +52,13 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ApiVersions, 0, 4),
     (ApiKey::CreateTopics, 2, 7),
     (ApiKey::InitProducerId, 0, 5),
+    (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::AlterConfigs, 0, 2),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::DescribeCluster, 0, 1),
+    (ApiKey::DeleteRecords, 0, 2),
 ];
 
 pub fn supported_range(api_key: ApiKey) -> Option<(i16, i16)> {
@@ -84,6 +98,31 @@ pub fn dispatch(ctx: Arc<Context>, header: RequestHeader, request: Request) -> R
         Request::InitProducerId(r) => Reply::later(async move {
             Response::InitProducerId(init_producer_id::handle(&ctx, r).await)
         }),
+        Request::DeleteTopics(r) => Reply::later(async move {
+            Response::DeleteTopics(delete_topics::handle(&ctx, r, version).await)
+        }),
+        Request::CreatePartitions(r) => Reply::later(async move {
+            Response::CreatePartitions(create_partitions::handle(&ctx, r).await)
+        }),
+        Request::DescribeConfigs(r) => Reply::Now(Response::DescribeConfigs(
+            describe_configs::handle(&ctx, &r, version),
+        )),
+        Request::AlterConfigs(r) => {
+            Reply::later(
+                async move { Response::AlterConfigs(alter_configs::handle(&ctx, r).await) },
+            )
+        }
+        Request::IncrementalAlterConfigs(r) => Reply::later(async move {
+            Response::IncrementalAlterConfigs(incremental_alter_configs::handle(&ctx, r).await)
+        }),
+        Request::DescribeCluster(r) => Reply::Now(Response::DescribeCluster(
+            describe_cluster::handle(&ctx, &r),
+        )),
+        Request::DeleteRecords(r) => {
+            Reply::later(
+                async move { Response::DeleteRecords(delete_records::handle(ctx, r).await) },
+            )
+        }
         other => {
             // Unreachable while SUPPORTED and this match agree; a test checks that they do.
             tracing::error!(

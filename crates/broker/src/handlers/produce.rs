@@ -107,7 +107,7 @@ fn request_refusal(request: &ProduceRequest, version: i16) -> Option<i16> {
     if version < PRODUCE_VERSION_MIN_SERVED {
         return Some(codes::UNSUPPORTED_VERSION);
     }
-    if !matches!(request.acks, -1 | 0 | 1) {
+    if !(-1..=1).contains(&request.acks) {
         return Some(codes::INVALID_REQUIRED_ACKS);
     }
     if request.transactional_id.is_some() {
