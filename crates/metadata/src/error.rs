@@ -6,6 +6,7 @@ use crate::record::TopicId;
 pub mod kafka_code {
     pub const NONE: i16 = 0;
     pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+    pub const NOT_LEADER_OR_FOLLOWER: i16 = 6;
     pub const REQUEST_TIMED_OUT: i16 = 7;
     pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
     pub const TOPIC_ALREADY_EXISTS: i16 = 36;
@@ -16,9 +17,12 @@ pub mod kafka_code {
     pub const NOT_CONTROLLER: i16 = 41;
     pub const INVALID_REQUEST: i16 = 42;
     pub const POLICY_VIOLATION: i16 = 44;
+    pub const FENCED_LEADER_EPOCH: i16 = 74;
     pub const STALE_BROKER_EPOCH: i16 = 77;
-    pub const BROKER_ID_NOT_REGISTERED: i16 = 102;
+    pub const INVALID_UPDATE_VERSION: i16 = 96;
     pub const UNKNOWN_TOPIC_ID: i16 = 100;
+    pub const BROKER_ID_NOT_REGISTERED: i16 = 102;
+    pub const INELIGIBLE_REPLICA: i16 = 107;
     pub const UNKNOWN_SERVER_ERROR: i16 = -1;
 }
 

@@ -15,6 +15,7 @@ pub mod controller;
 pub mod delta;
 pub mod error;
 pub mod image;
+pub mod leadership;
 pub mod names;
 pub mod record;
 
