@@ -19,7 +19,7 @@ pub mod kafka_code {
     pub const POLICY_VIOLATION: i16 = 44;
     pub const FENCED_LEADER_EPOCH: i16 = 74;
     pub const STALE_BROKER_EPOCH: i16 = 77;
-    pub const INVALID_UPDATE_VERSION: i16 = 96;
+    pub const INVALID_UPDATE_VERSION: i16 = 95;
     pub const UNKNOWN_TOPIC_ID: i16 = 100;
     pub const BROKER_ID_NOT_REGISTERED: i16 = 102;
     pub const INELIGIBLE_REPLICA: i16 = 107;
