@@ -14,6 +14,9 @@ use support::{decode_values, BrokerProcess, RawClient};
 
 const PRODUCERS: usize = 3;
 
+/// Acknowledged records: (offset, value), shared by the producer threads.
+type Acked = Arc<Mutex<Vec<(i64, Vec<u8>)>>>;
+
 fn create_topic(client: &mut RawClient, name: &str) {
     let request = CreateTopicsRequest {
         topics: vec![CreatableTopic {
@@ -34,11 +37,7 @@ fn create_topic(client: &mut RawClient, name: &str) {
 }
 
 /// Produces until the connection breaks, recording each acknowledged (offset, value).
-fn produce_until_killed(
-    addr: std::net::SocketAddr,
-    tag: String,
-    acked: Arc<Mutex<Vec<(i64, Vec<u8>)>>>,
-) {
+fn produce_until_killed(addr: std::net::SocketAddr, tag: String, acked: Acked) {
     let Ok(mut client) = RawClient::connect(addr) else {
         return;
     };
@@ -85,7 +84,7 @@ fn acknowledged_records_survive_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let mut broker = BrokerProcess::start(dir.path());
     create_topic(&mut RawClient::connect(broker.addr).unwrap(), "crash");
-    let acked = Arc::new(Mutex::new(Vec::new()));
+    let acked: Acked = Arc::default();
     let mut rng = seed;
     for round in 0..rounds {
         let producers: Vec<_> = (0..PRODUCERS)
