@@ -1,9 +1,13 @@
 //! Rebuilding a partition's idempotent-producer state from its log when the partition opens.
 //!
-//! Only the tail is replayed: the active segment and the one before it. A producer whose
-//! last batch lies further back is forgotten, which KIP-360 makes harmless (an unknown
-//! producer may continue at any sequence); what is lost is duplicate detection for retries
-//! of batches that old, and clients retry only their last five in-flight batches.
+//! Only the tail is replayed: at most the last [`REPLAY_OFFSETS_MAX`] offsets, within the
+//! active segment and the one before it, so opening a partition reads a bounded amount. A
+//! producer whose last batch lies further back is forgotten, which KIP-360 makes harmless
+//! (an unknown producer may continue at any sequence); what is lost is duplicate detection
+//! for retries of batches that old, and clients retry only their last five in-flight
+//! batches, within `delivery.timeout.ms`. (Kafka instead loads a producer snapshot written
+//! at shutdown and replays from it; `freshet-txn` has the snapshot format, the partition
+//! registry does not write it yet.)
 
 use freshet_log::Log;
 use freshet_txn::{ProducerBatch, ProducerStateConfig, ProducerStateTable};
@@ -14,6 +18,9 @@ const REPLAY_READ_BYTES: u32 = 1024 * 1024;
 /// Segments at the end of the log replayed on open.
 const REPLAY_SEGMENTS: usize = 2;
 
+/// Offsets at the end of the log replayed on open.
+pub const REPLAY_OFFSETS_MAX: i64 = 100_000;
+
 /// The producer state the log's tail implies.
 pub fn rebuild(log: &Log) -> ProducerStateTable {
     let mut table = ProducerStateTable::new(ProducerStateConfig::default());
@@ -21,7 +28,8 @@ pub fn rebuild(log: &Log) -> ProducerStateTable {
     table
 }
 
-/// The offset the replay starts at: the base of the last [`REPLAY_SEGMENTS`] segments.
+/// The offset the replay starts at: within the last [`REPLAY_SEGMENTS`] segments and the
+/// last [`REPLAY_OFFSETS_MAX`] offsets.
 fn replay_start_offset(log: &Log) -> i64 {
     let bases = log.segment_base_offsets();
     let start = bases
@@ -31,7 +39,9 @@ fn replay_start_offset(log: &Log) -> i64 {
         .or(bases.first())
         .copied()
         .unwrap_or(0);
-    start.max(log.log_start_offset())
+    start
+        .max(log.log_end_offset().saturating_sub(REPLAY_OFFSETS_MAX))
+        .max(log.log_start_offset())
 }
 
 /// Headers of the batches from [`replay_start_offset`] to the end, with their base offsets.

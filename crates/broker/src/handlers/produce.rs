@@ -167,6 +167,12 @@ fn append_idempotent(
     log_append_time_ms: i64,
 ) -> Result<Landed, Refusal> {
     let mut producers = p.producers.lock().unwrap_or_else(|e| e.into_inner());
+    if producer_batch.has_producer_id() && producers.entry(producer_batch.producer_id).is_none() {
+        // A producer new to this partition: forget the idle ones first, so the table stays
+        // bounded by the producers seen within `producer.id.expiration.ms` (a scan, paid
+        // only when a producer appears, which InitProducerId makes rare).
+        producers.remove_expired(freshet_log::Clock::now_ms(&freshet_log::SystemClock));
+    }
     let decision = producers
         .check_append(producer_batch)
         .map_err(producer_refusal)?;
