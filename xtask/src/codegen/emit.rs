@@ -731,3 +731,58 @@ fn describe(spec: &Spec) -> String {
         version_text(spec.flexible)
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codegen::spec::{parse_versions, strip_comments};
+
+    #[test]
+    fn names_become_snake_case_identifiers() {
+        assert_eq!(snake("ThrottleTimeMs"), "throttle_time_ms");
+        assert_eq!(snake("KRaftVersionRecord"), "k_raft_version_record");
+        assert_eq!(snake("subscription"), "subscription");
+        assert_eq!(snake("IsrReplicas"), "isr_replicas");
+        assert_eq!(field_ident("Type"), "r#type");
+        assert_eq!(field_ident("Match"), "r#match");
+        assert_eq!(local_ident("Version"), "version_value");
+    }
+
+    #[test]
+    fn version_ranges_parse() {
+        let v = |min, max| Some(Versions { min, max });
+        assert_eq!(parse_versions("3+"), Ok(v(3, i16::MAX)));
+        assert_eq!(parse_versions("0-4"), Ok(v(0, 4)));
+        assert_eq!(parse_versions("7"), Ok(v(7, 7)));
+        assert_eq!(parse_versions("none"), Ok(None));
+        assert!(parse_versions("x+").is_err());
+    }
+
+    #[test]
+    fn conditions_simplify_against_the_valid_range() {
+        let valid = Versions { min: 0, max: 11 };
+        let r = |min, max| Some(Versions { min, max });
+        assert_eq!(cond(r(0, i16::MAX), valid), Cond::Always);
+        assert_eq!(cond(r(3, i16::MAX), valid), Cond::Expr("version >= 3".into()));
+        assert_eq!(cond(r(0, 2), valid), Cond::Expr("version <= 2".into()));
+        assert_eq!(
+            cond(r(3, 5), valid),
+            Cond::Expr("(3..=5).contains(&version)".into())
+        );
+        assert_eq!(cond(r(12, i16::MAX), valid), Cond::Never);
+        assert_eq!(cond(None, valid), Cond::Never);
+    }
+
+    #[test]
+    fn comments_are_stripped_but_not_inside_strings() {
+        let text = "// licence\n{ \"a\": \"http://x\" } // note\n";
+        assert_eq!(strip_comments(text), "\n{ \"a\": \"http://x\" } // note");
+    }
+
+    #[test]
+    fn identifier_use_ignores_fields_and_longer_names() {
+        assert!(uses_ident("read(buf, version)", "version"));
+        assert!(!uses_ident("self.version; k_raft_version", "version"));
+        assert!(!uses_ident("Self { version: v }", "version"));
+    }
+}
