@@ -763,7 +763,10 @@ mod tests {
         let valid = Versions { min: 0, max: 11 };
         let r = |min, max| Some(Versions { min, max });
         assert_eq!(cond(r(0, i16::MAX), valid), Cond::Always);
-        assert_eq!(cond(r(3, i16::MAX), valid), Cond::Expr("version >= 3".into()));
+        assert_eq!(
+            cond(r(3, i16::MAX), valid),
+            Cond::Expr("version >= 3".into())
+        );
         assert_eq!(cond(r(0, 2), valid), Cond::Expr("version <= 2".into()));
         assert_eq!(
             cond(r(3, 5), valid),
