@@ -25,10 +25,16 @@ struct Args {
 
 fn args() -> Args {
     let mut a = std::env::args().skip(1);
-    let dir = a.next().map_or_else(|| PathBuf::from("target/log-bench"), PathBuf::from);
+    let dir = a
+        .next()
+        .map_or_else(|| PathBuf::from("target/log-bench"), PathBuf::from);
     let mib: u64 = a.next().and_then(|s| s.parse().ok()).unwrap_or(1024);
     let secs: u64 = a.next().and_then(|s| s.parse().ok()).unwrap_or(10);
-    Args { dir, bytes_per_case: mib * MIB, time_per_case: Duration::from_secs(secs) }
+    Args {
+        dir,
+        bytes_per_case: mib * MIB,
+        time_per_case: Duration::from_secs(secs),
+    }
 }
 
 /// Runs dd and returns its throughput in MB/s (10^6 bytes), computed from its own report.
@@ -50,7 +56,10 @@ fn dd(dir: &Path, mib: u64, fdatasync: bool) -> f64 {
     // "... bytes (...) copied, 1.234 s, 870 MB/s": take the seconds dd measured itself.
     let secs = report
         .split(", ")
-        .find_map(|p| p.strip_suffix(" s").and_then(|s| s.trim().parse::<f64>().ok()))
+        .find_map(|p| {
+            p.strip_suffix(" s")
+                .and_then(|s| s.trim().parse::<f64>().ok())
+        })
         .unwrap_or(elapsed);
     (mib * MIB) as f64 / secs / 1e6
 }
@@ -65,12 +74,23 @@ struct Figures {
     secs: f64,
 }
 
-fn run_appends(args: &Args, name: &str, flush: FlushPolicy, batch_bytes: usize, writers: usize) -> Figures {
+fn run_appends(
+    args: &Args,
+    name: &str,
+    flush: FlushPolicy,
+    batch_bytes: usize,
+    writers: usize,
+) -> Figures {
     let dir = args.dir.join(name);
     let _ = std::fs::remove_dir_all(&dir);
-    let config = LogConfig { flush, segment_bytes_max: 256 * MIB as u32, ..LogConfig::default() };
+    let config = LogConfig {
+        flush,
+        segment_bytes_max: 256 * MIB as u32,
+        ..LogConfig::default()
+    };
     let log = Arc::new(Log::open(&dir, config).expect("open log"));
-    let _task = matches!(flush, FlushPolicy::Interval { .. }).then(|| MaintenanceTask::spawn(log.clone(), 100));
+    let _task = matches!(flush, FlushPolicy::Interval { .. })
+        .then(|| MaintenanceTask::spawn(log.clone(), 100));
     let records = (batch_bytes / 1024).max(1);
     let start = Instant::now();
     let bytes_each = args.bytes_per_case / writers as u64;
@@ -79,7 +99,8 @@ fn run_appends(args: &Args, name: &str, flush: FlushPolicy, batch_bytes: usize, 
             let log = log.clone();
             let deadline = start + args.time_per_case;
             std::thread::spawn(move || {
-                let mut b = batch::filled_batch(records, batch_bytes - 61 - records * 8, w as u64 + 7, 0);
+                let mut b =
+                    batch::filled_batch(records, batch_bytes - 61 - records * 8, w as u64 + 7, 0);
                 let (mut bytes, mut batches) = (0u64, 0u64);
                 while bytes < bytes_each && Instant::now() < deadline {
                     log.append(&mut b, 0).expect("append");
@@ -97,24 +118,41 @@ fn run_appends(args: &Args, name: &str, flush: FlushPolicy, batch_bytes: usize, 
         batches += n;
     }
     let secs = start.elapsed().as_secs_f64();
-    Figures { mb_per_s: bytes as f64 / secs / 1e6, batches_per_s: batches as f64 / secs, secs }
+    Figures {
+        mb_per_s: bytes as f64 / secs / 1e6,
+        batches_per_s: batches as f64 / secs,
+        secs,
+    }
 }
 
 fn run_reads(dir: &Path) -> Figures {
-    let log = Log::open(dir, LogConfig { segment_bytes_max: 256 * MIB as u32, ..LogConfig::default() })
-        .expect("open log");
+    let log = Log::open(
+        dir,
+        LogConfig {
+            segment_bytes_max: 256 * MIB as u32,
+            ..LogConfig::default()
+        },
+    )
+    .expect("open log");
     let start = Instant::now();
     let (mut offset, mut bytes, mut reads) = (log.log_start_offset(), 0u64, 0u64);
     let mut buf = Vec::new();
     while let Some(slice) = log.read(offset, MIB as u32, None).expect("read") {
         buf.resize(slice.len_bytes as usize, 0);
-        slice.segment.read_exact_at(&mut buf, slice.position_bytes).expect("pread");
+        slice
+            .segment
+            .read_exact_at(&mut buf, slice.position_bytes)
+            .expect("pread");
         bytes += buf.len() as u64;
         reads += 1;
         offset = next_offset(&buf);
     }
     let secs = start.elapsed().as_secs_f64();
-    Figures { mb_per_s: bytes as f64 / secs / 1e6, batches_per_s: reads as f64 / secs, secs }
+    Figures {
+        mb_per_s: bytes as f64 / secs / 1e6,
+        batches_per_s: reads as f64 / secs,
+        secs,
+    }
 }
 
 /// The offset after the last batch in `bytes` (header fields only).
@@ -139,24 +177,53 @@ fn main() {
     let dd_sync = dd(&args.dir, mib, true);
     sync_all();
     let dd_buffered = dd(&args.dir, mib, false);
-    println!("directory {}  ({mib} MiB or {} s per case)", args.dir.display(), args.time_per_case.as_secs());
+    println!(
+        "directory {}  ({mib} MiB or {} s per case)",
+        args.dir.display(),
+        args.time_per_case.as_secs()
+    );
     println!("ceiling at start: dd bs=1M count={mib} conv=fdatasync {dd_sync:.0} MB/s, buffered {dd_buffered:.0} MB/s");
     println!("each case is followed by a dd of the same size to the same directory (the ceiling next to it;");
     println!("the machine is shared, so ceilings move): buffered dd for never/interval, conv=fdatasync for fsync");
     println!();
-    println!("{:<30} {:>9} {:>11} {:>13} {:>9}", "case", "MB/s", "batches/s", "dd MB/s", "% of dd");
-    let interval = FlushPolicy::Interval { flush_messages: Some(10_000), flush_ms: Some(1000) };
-    let modes = [("never", FlushPolicy::Never), ("interval", interval), ("fsync", FlushPolicy::EveryAppend)];
+    println!(
+        "{:<30} {:>9} {:>11} {:>13} {:>9}",
+        "case", "MB/s", "batches/s", "dd MB/s", "% of dd"
+    );
+    let interval = FlushPolicy::Interval {
+        flush_messages: Some(10_000),
+        flush_ms: Some(1000),
+    };
+    let modes = [
+        ("never", FlushPolicy::Never),
+        ("interval", interval),
+        ("fsync", FlushPolicy::EveryAppend),
+    ];
     for (size_name, batch_bytes) in [("16KiB", 16 * 1024), ("1MiB", MIB as usize)] {
         for (mode_name, flush) in modes {
-            report(&args, &format!("append-{size_name}-{mode_name}-1w"), flush, batch_bytes, 1);
+            report(
+                &args,
+                &format!("append-{size_name}-{mode_name}-1w"),
+                flush,
+                batch_bytes,
+                1,
+            );
         }
         for writers in [8, 64] {
-            report(&args, &format!("append-{size_name}-fsync-{writers}w"), FlushPolicy::EveryAppend, batch_bytes, writers);
+            report(
+                &args,
+                &format!("append-{size_name}-fsync-{writers}w"),
+                FlushPolicy::EveryAppend,
+                batch_bytes,
+                writers,
+            );
         }
     }
     let read = run_reads(&args.dir.join("append-1MiB-never-1w"));
-    println!("{:<30} {:>9.0} {:>11.0} {:>13} {:>9}", "read-1MiB-max-bytes (cached)", read.mb_per_s, read.batches_per_s, "-", "-");
+    println!(
+        "{:<30} {:>9.0} {:>11.0} {:>13} {:>9}",
+        "read-1MiB-max-bytes (cached)", read.mb_per_s, read.batches_per_s, "-", "-"
+    );
 }
 
 fn report(args: &Args, name: &str, flush: FlushPolicy, batch_bytes: usize, writers: usize) {

@@ -182,10 +182,11 @@ fn relative(base: i64, offset: i64) -> u32 {
 #[derive(Debug)]
 pub struct Segment {
     pub log: std::sync::Arc<SegmentFile>,
+    /// Index files are opened only to write or sync them (at seal, flush of a sealed segment,
+    /// recovery, truncation), so a segment holds one descriptor, not three: a broker with
+    /// many partitions runs out of descriptors later.
     index_path: PathBuf,
     time_index_path: PathBuf,
-    index_file: File,
-    time_index_file: File,
     meta: RwLock<SegmentMeta>,
     /// An index file did not exist when the segment was opened (it must be rebuilt).
     indexes_missing: bool,
@@ -257,7 +258,7 @@ impl Segment {
 
     fn from_files(
         base_offset: i64,
-        ((log_path, log), (index_path, index_file), (time_index_path, time_index_file)): (
+        ((log_path, log), (index_path, _), (time_index_path, _)): (
             (PathBuf, File),
             (PathBuf, File),
             (PathBuf, File),
@@ -272,8 +273,6 @@ impl Segment {
             }),
             index_path,
             time_index_path,
-            index_file,
-            time_index_file,
             meta: RwLock::new(meta),
             indexes_missing: false,
         }
@@ -348,12 +347,12 @@ impl Segment {
             &mut buf,
         );
         let at = (meta.offset_entries_on_disk * OFFSET_ENTRY_BYTES) as u64;
-        write_at(&self.index_file, &self.index_path, &buf, at)?;
+        write_at(&self.index_path, &buf, at)?;
         meta.offset_entries_on_disk = meta.offset_entries.len();
         buf.clear();
         index::encode_time_entries(&meta.time_entries[meta.time_entries_on_disk..], &mut buf);
         let at = (meta.time_entries_on_disk * TIME_ENTRY_BYTES) as u64;
-        write_at(&self.time_index_file, &self.time_index_path, &buf, at)?;
+        write_at(&self.time_index_path, &buf, at)?;
         meta.time_entries_on_disk = meta.time_entries.len();
         Ok(())
     }
@@ -369,12 +368,13 @@ impl Segment {
     /// Writes and fsyncs both index files.
     pub fn sync_indexes(&self) -> Result<(), LogError> {
         self.write_index_files()?;
-        self.index_file
-            .sync_data()
-            .map_err(|e| LogError::io("fsync", &self.index_path, e))?;
-        self.time_index_file
-            .sync_data()
-            .map_err(|e| LogError::io("fsync", &self.time_index_path, e))
+        for path in [&self.index_path, &self.time_index_path] {
+            if let Some(file) = open_index(path)? {
+                file.sync_data()
+                    .map_err(|e| LogError::io("fsync", path, e))?;
+            }
+        }
+        Ok(())
     }
 
     /// Loads the indexes of a segment trusted to be complete (below the recovery point or
@@ -523,12 +523,13 @@ impl Segment {
                     return Ok(stop(pos, bytes_read, reason));
                 }
             }
-            if info.last_offset - self.base_offset() > i64::from(i32::MAX) {
-                return Ok(stop(
-                    pos,
-                    bytes_read,
-                    "offset too far from segment base".into(),
-                ));
+            let seg_base = self.base_offset();
+            let in_segment = info.base_offset >= seg_base
+                && info.last_offset >= info.base_offset
+                && info.last_offset - seg_base <= i64::from(i32::MAX);
+            if !in_segment {
+                let reason = "offsets outside the segment's range".to_string();
+                return Ok(stop(pos, bytes_read, reason));
             }
             on_batch(pos as u32, &info);
             expected_base = Some(info.last_offset + 1);
@@ -542,8 +543,8 @@ impl Segment {
     }
 
     fn replace_meta_and_index_files(&self, mut meta: SegmentMeta) -> Result<(), LogError> {
-        truncate_file(&self.index_file, &self.index_path, 0)?;
-        truncate_file(&self.time_index_file, &self.time_index_path, 0)?;
+        truncate_file(&self.index_path, 0)?;
+        truncate_file(&self.time_index_path, 0)?;
         meta.offset_entries_on_disk = 0;
         meta.time_entries_on_disk = 0;
         *self.meta_mut() = meta;
@@ -658,17 +659,35 @@ impl Segment {
     }
 }
 
-fn write_at(file: &File, path: &Path, buf: &[u8], at: u64) -> Result<(), LogError> {
+/// Opens an index file for writing; `None` once the segment was deleted (a flush may still
+/// hold it), so that a late write never recreates a deleted index.
+fn open_index(path: &Path) -> Result<Option<File>, LogError> {
+    match OpenOptions::new().write(true).open(path) {
+        Ok(file) => Ok(Some(file)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(LogError::io("open", path, e)),
+    }
+}
+
+fn write_at(path: &Path, buf: &[u8], at: u64) -> Result<(), LogError> {
     if buf.is_empty() {
         return Ok(());
     }
-    file.write_all_at(buf, at)
-        .map_err(|e| LogError::io("write", path, e))
+    match open_index(path)? {
+        Some(file) => file
+            .write_all_at(buf, at)
+            .map_err(|e| LogError::io("write", path, e)),
+        None => Ok(()),
+    }
 }
 
-fn truncate_file(file: &File, path: &Path, len: u64) -> Result<(), LogError> {
-    file.set_len(len)
-        .map_err(|e| LogError::io("truncate", path, e))
+fn truncate_file(path: &Path, len: u64) -> Result<(), LogError> {
+    match open_index(path)? {
+        Some(file) => file
+            .set_len(len)
+            .map_err(|e| LogError::io("truncate", path, e)),
+        None => Ok(()),
+    }
 }
 
 fn read_file(path: &Path) -> Result<Vec<u8>, LogError> {

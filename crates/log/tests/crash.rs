@@ -56,6 +56,7 @@ fn crash_child_writer() {
     };
     let run: i64 = run.to_str().unwrap().parse().unwrap();
     let log = Arc::new(Log::open(dir, crash_config()).unwrap());
+    println!("READY");
     let threads: Vec<_> = (0..WRITER_THREADS)
         .map(|writer| {
             let log = log.clone();
@@ -112,17 +113,27 @@ fn run_and_kill(dir: &Path, run: i64, run_ms: u64) -> Vec<Ack> {
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let reader = std::thread::spawn(move || {
         let mut acks = Vec::new();
         let mut reader = BufReader::new(stdout);
         let mut line = String::new();
         while reader.read_line(&mut line).unwrap_or(0) > 0 {
+            // The harness may print "test crash_child_writer ... " on the same line.
+            if line.ends_with("READY\n") {
+                let _ = ready_tx.send(());
+            }
             // A line cut by the kill has no newline and is not an acknowledgement.
             acks.extend(parse_ack(&line));
             line.clear();
         }
         acks
     });
+    // Odd runs count from the moment the log is open (kills land among appends); even runs
+    // from the spawn, so some kills land while the child is still recovering the log.
+    if run % 2 == 1 {
+        let _ = ready_rx.recv_timeout(Duration::from_secs(30));
+    }
     std::thread::sleep(Duration::from_millis(run_ms));
     child.kill().unwrap(); // SIGKILL on Unix
     child.wait().unwrap();

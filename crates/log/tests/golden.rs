@@ -92,7 +92,10 @@ fn listing(dir: &Path) -> Vec<(String, Vec<u8>)> {
         .unwrap()
         .map(|e| {
             let e = e.unwrap();
-            (e.file_name().into_string().unwrap(), fs::read(e.path()).unwrap())
+            (
+                e.file_name().into_string().unwrap(),
+                fs::read(e.path()).unwrap(),
+            )
         })
         .collect();
     files.sort();
@@ -125,7 +128,11 @@ fn golden_log_still_reads() {
     let (last_base, last) = stored.last().unwrap();
     assert_eq!(log.log_end_offset(), last_base + batch::record_count(last));
     assert_eq!(log.log_start_offset(), 3);
-    assert!(log.segment_base_offsets().len() >= 3, "{:?}", log.segment_base_offsets());
+    assert!(
+        log.segment_base_offsets().len() >= 3,
+        "{:?}",
+        log.segment_base_offsets()
+    );
     for (base, bytes) in &stored {
         if *base + batch::record_count(bytes) <= 3 {
             continue;
@@ -135,7 +142,10 @@ fn golden_log_still_reads() {
     }
     let max = log.offset_for(OffsetQuery::MaxTimestamp).unwrap().unwrap();
     assert_eq!(max.timestamp, 1_600_000_010_000 + 3);
-    let at = log.offset_for(OffsetQuery::Timestamp(1_600_000_009_500)).unwrap().unwrap();
+    let at = log
+        .offset_for(OffsetQuery::Timestamp(1_600_000_009_500))
+        .unwrap()
+        .unwrap();
     let first_match = stored
         .iter()
         .find(|(base, b)| {
@@ -151,7 +161,10 @@ fn golden_log_still_reads() {
     for entry in index.chunks(files::OFFSET_ENTRY_BYTES) {
         let rel = u32::from_be_bytes(entry[0..4].try_into().unwrap());
         let pos = u32::from_be_bytes(entry[4..8].try_into().unwrap()) as usize;
-        let (base, bytes) = stored.iter().find(|(_, b)| seg[pos..].starts_with(b)).unwrap();
+        let (base, bytes) = stored
+            .iter()
+            .find(|(_, b)| seg[pos..].starts_with(b))
+            .unwrap();
         assert_eq!(i64::from(rel), base + batch::record_count(bytes) - 1);
     }
 }
