@@ -839,3 +839,45 @@ async fn every_advertised_version_is_answered() {
     // 90 when written; fewer would mean the ApiVersions list itself shrank.
     assert!(answered >= 90, "{answered} API versions answered");
 }
+
+/// From Fetch v13 sessions name partitions by topic id (KIP-516), forgotten ones too.
+#[tokio::test]
+async fn fetch_sessions_by_topic_id() {
+    let broker = TestBroker::start().await;
+    let mut c = broker.client().await;
+    let id = create_topic(&mut c, "ids", 2, &[]).await;
+    let by_id = |partitions: &[(i32, i64)]| FetchTopic {
+        topic_id: id,
+        partitions: partitions
+            .iter()
+            .map(|(p, o)| fetch_partition(*p, *o))
+            .collect(),
+        ..Default::default()
+    };
+    let full = call!(
+        c,
+        17,
+        Fetch,
+        fetch_request(0, 0, vec![by_id(&[(0, 0), (1, 0)])])
+    );
+    assert_eq!(full.responses[0].topic_id, id);
+    assert_eq!(full.responses[0].partitions.len(), 2);
+    let session = full.session_id;
+    let mut forget = fetch_request(session, 1, vec![]);
+    forget.forgotten_topics_data = vec![ForgottenTopic {
+        topic_id: id,
+        partitions: vec![0],
+        ..Default::default()
+    }];
+    assert!(call!(c, 17, Fetch, forget).responses.is_empty());
+    produce(&mut c, "ids", 0, batch(&["a"])).await;
+    produce(&mut c, "ids", 1, batch(&["b"])).await;
+    let news = call!(c, 17, Fetch, fetch_request(session, 2, vec![]));
+    assert_eq!(news.responses.len(), 1);
+    let partitions: Vec<i32> = news.responses[0]
+        .partitions
+        .iter()
+        .map(|p| p.partition_index)
+        .collect();
+    assert_eq!((news.responses[0].topic_id, partitions), (id, vec![1]));
+}

@@ -46,25 +46,15 @@ struct Target {
 }
 
 pub async fn handle(ctx: Arc<Context>, request: FetchRequest, version: i16) -> FetchResponse {
-    let now_ms = freshet_log::Clock::now_ms(&freshet_log::SystemClock);
-    // Before v7 the request has no session fields and decodes as epoch -1: no session.
-    let (session_id, incremental, partitions) =
-        match ctx.fetch_sessions.begin(session_request(&request), now_ms) {
-            FetchPlan::Error(code) => {
-                return FetchResponse {
-                    error_code: code,
-                    ..Default::default()
-                }
+    let (session_id, incremental, partitions) = match plan(&ctx, &request) {
+        Ok(plan) => plan,
+        Err(error_code) => {
+            return FetchResponse {
+                error_code,
+                ..Default::default()
             }
-            FetchPlan::Full {
-                session_id,
-                partitions,
-            } => (session_id, false, partitions),
-            FetchPlan::Incremental {
-                session_id,
-                partitions,
-            } => (session_id, true, partitions),
-        };
+        }
+    };
     let targets = Arc::new(resolve(&ctx, partitions, version));
     let wait_ms = u64::try_from(request.max_wait_ms)
         .unwrap_or(0)
@@ -109,6 +99,24 @@ pub async fn handle(ctx: Arc<Context>, request: FetchRequest, version: i16) -> F
             _ = tokio::time::sleep_until(deadline) => {}
             _ = shutdown.changed() => {}
         }
+    }
+}
+
+/// The session id to answer with, whether the response is incremental, and the partitions
+/// to read; or a session error. Before v7 the request has no session fields and decodes as
+/// epoch -1: no session.
+fn plan(ctx: &Context, request: &FetchRequest) -> Result<(i32, bool, Vec<SessionPartition>), i16> {
+    let now_ms = freshet_log::Clock::now_ms(&freshet_log::SystemClock);
+    match ctx.fetch_sessions.begin(session_request(request), now_ms) {
+        FetchPlan::Error(code) => Err(code),
+        FetchPlan::Full {
+            session_id,
+            partitions,
+        } => Ok((session_id, false, partitions)),
+        FetchPlan::Incremental {
+            session_id,
+            partitions,
+        } => Ok((session_id, true, partitions)),
     }
 }
 
