@@ -199,3 +199,41 @@ fn write_request_frame_seeds() {
         }
     }
 }
+
+/// Writes samples for tests/java-oracle (Kafka's own Java classes parse and re-serialize our
+/// encodings): for every message type and version, a few random instances encoded by us.
+/// Run `crates/protocol/tests/java-oracle/run.sh`.
+#[test]
+#[ignore = "writes a file for the Java cross-check"]
+fn write_java_oracle_samples() {
+    use std::io::Write;
+    let path = std::env::var("FRESHET_ORACLE_SAMPLES").expect("set FRESHET_ORACLE_SAMPLES");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).expect("create"));
+    let mut writers: Vec<fn(&mut dyn Write)> = Vec::new();
+    macro_rules! samples {
+        ($t:ty) => {
+            writers.push(write_oracle_samples::<$t>);
+        };
+    }
+    for_each_message!(samples);
+    for w in &writers {
+        w(&mut out);
+    }
+    out.flush().expect("flush");
+}
+
+fn write_oracle_samples<T: Message + Random + Debug>(out: &mut dyn std::io::Write) {
+    let (min, max) = T::VALID_VERSIONS;
+    for version in min..=max {
+        for i in 0..4 {
+            let m = T::random(&mut TestRng::new(seed_of(T::NAME, version, 100 + i)), version);
+            let bytes = encode_checked(&m, version);
+            let mut record = (T::NAME.len() as u16).to_be_bytes().to_vec();
+            record.extend_from_slice(T::NAME.as_bytes());
+            record.extend_from_slice(&version.to_be_bytes());
+            record.extend_from_slice(&(bytes.len() as i32).to_be_bytes());
+            record.extend_from_slice(&bytes);
+            out.write_all(&record).expect("write sample");
+        }
+    }
+}
