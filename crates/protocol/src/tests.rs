@@ -226,7 +226,10 @@ fn write_oracle_samples<T: Message + Random + Debug>(out: &mut dyn std::io::Writ
     let (min, max) = T::VALID_VERSIONS;
     for version in min..=max {
         for i in 0..4 {
-            let m = T::random(&mut TestRng::new(seed_of(T::NAME, version, 100 + i)), version);
+            let m = T::random(
+                &mut TestRng::new(seed_of(T::NAME, version, 100 + i)),
+                version,
+            );
             let bytes = encode_checked(&m, version);
             let mut record = (T::NAME.len() as u16).to_be_bytes().to_vec();
             record.extend_from_slice(T::NAME.as_bytes());
