@@ -72,3 +72,49 @@ fn tail_batches(log: &Log) -> Vec<(ProducerBatch, i64)> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use freshet_log::LogConfig;
+    use freshet_records::{BatchBuilder, BatchOptions, NewRecord};
+
+    fn batch(records: usize, producer_id: i64, base_sequence: i32) -> Vec<u8> {
+        let mut builder = BatchBuilder::new(BatchOptions {
+            producer_id,
+            producer_epoch: if producer_id >= 0 { 0 } else { -1 },
+            base_sequence,
+            ..BatchOptions::default()
+        });
+        for _ in 0..records {
+            let record = NewRecord {
+                timestamp_ms: 1,
+                key: None,
+                value: None,
+                headers: &[],
+            };
+            builder.push(&record).expect("push");
+        }
+        builder.build().expect("build")
+    }
+
+    #[test]
+    fn replay_reads_the_tail_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = Log::open(dir.path(), LogConfig::default()).expect("open");
+        log.append(&mut batch(2, 7, 0), 0).expect("append");
+        log.append(&mut batch(1, 8, 0), 0).expect("append");
+        let table = rebuild(&log);
+        assert_eq!(table.producer_ids().collect::<Vec<_>>(), vec![7, 8]);
+        assert_eq!(table.entry(7).map(|e| e.last_sequence()), Some(1));
+
+        // Exactly enough offsets after them that the window starts at producer 8's batch
+        // (offset 2): producer 7 (offsets 0-1) falls out.
+        let filler = usize::try_from(REPLAY_OFFSETS_MAX - 2).expect("fits");
+        log.append(&mut batch(filler, -1, -1), 0).expect("append");
+        log.append(&mut batch(1, 9, 4), 0).expect("append");
+        let table = rebuild(&log);
+        assert_eq!(table.producer_ids().collect::<Vec<_>>(), vec![8, 9]);
+        assert_eq!(table.entry(9).map(|e| e.last_sequence()), Some(4));
+    }
+}
