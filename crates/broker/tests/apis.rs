@@ -881,3 +881,24 @@ async fn fetch_sessions_by_topic_id() {
         .collect();
     assert_eq!((news.responses[0].topic_id, partitions), (id, vec![1]));
 }
+
+/// Kafka's rule for client batches: record count == last offset delta + 1.
+#[tokio::test]
+async fn a_batch_whose_count_disagrees_with_its_offsets_is_invalid() {
+    let broker = TestBroker::start().await;
+    let mut c = broker.client().await;
+    create_topic(&mut c, "counts", 1, &[]).await;
+    let mut bytes = idempotent_batch(&["a", "b"], 0, 0, 0).to_vec();
+    // lastOffsetDelta (bytes 23..27) from 1 to 5, with the CRC (17..21, over 21..) redone.
+    bytes[23..27].copy_from_slice(&5i32.to_be_bytes());
+    let crc = crc32c::crc32c(&bytes[21..]);
+    bytes[17..21].copy_from_slice(&crc.to_be_bytes());
+    let refused = produce(&mut c, "counts", 0, Bytes::from(bytes)).await;
+    assert_eq!(refused.error_code, 87, "INVALID_RECORD");
+    let next = produce(&mut c, "counts", 0, idempotent_batch(&["a", "b"], 0, 0, 0)).await;
+    assert_eq!(
+        (next.error_code, next.base_offset),
+        (NONE, 0),
+        "nothing was written"
+    );
+}

@@ -248,6 +248,11 @@ fn single_batch(records: &[u8]) -> Result<BatchHeader, Refusal> {
             "record batch has no records",
         ));
     }
+    // Kafka's LogValidator: a client batch's count must match its offset range, or the
+    // sequence numbers it claims (base + last offset delta) would not be its records'.
+    header
+        .check_producer_counts()
+        .map_err(|e| Refusal::with(e.kafka_error_code(), e.to_string()))?;
     Ok(header)
 }
 
