@@ -744,3 +744,57 @@ pub fn len_of(
     write(&mut len)?;
     Ok(len.0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_tags_interleave_with_known_ones() {
+        let unknown = vec![(0, Bytes::from_static(b"a")), (5, Bytes::from_static(b"b"))];
+        let mut buf = BytesMut::new();
+        let mut tags = UnknownTags::new(&unknown);
+        tags.write_before(&mut buf, 3).unwrap();
+        buf.put_slice(&[3, 0]); // a known tag 3, empty
+        tags.write_rest(&mut buf).unwrap();
+        assert_eq!(&buf[..], &[0, 1, b'a', 3, 0, 5, 1, b'b']);
+    }
+
+    #[test]
+    fn varints_roundtrip_at_the_edges() {
+        for v in [0, 1, -1, 63, -64, 64, i32::MAX, i32::MIN] {
+            let mut buf = BytesMut::new();
+            write_varint(&mut buf, v);
+            assert!(buf.len() <= 5);
+            assert_eq!(read_varint(&mut buf.freeze()), Ok(v));
+        }
+        for v in [0, -1, i64::MAX, i64::MIN, 1 << 40] {
+            let mut buf = BytesMut::new();
+            write_varlong(&mut buf, v);
+            assert!(buf.len() <= 10);
+            assert_eq!(read_varlong(&mut buf.freeze()), Ok(v));
+        }
+        let mut buf = BytesMut::new();
+        write_uvarint(&mut buf, 300);
+        assert_eq!(&buf[..], &[0xac, 0x02]);
+    }
+
+    #[test]
+    fn compact_and_classic_lengths() {
+        let mut buf = BytesMut::new();
+        write_opt_string(&mut buf, None, true, true, "f").unwrap();
+        write_opt_string(&mut buf, None, false, true, "f").unwrap();
+        write_opt_bytes(&mut buf, None, false, true, "f").unwrap();
+        write_string(&mut buf, "ab", true).unwrap();
+        assert_eq!(
+            &buf[..],
+            &[0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 3, b'a', b'b']
+        );
+        assert_eq!(
+            write_opt_string(&mut buf, None, true, false, "name"),
+            Err(EncodeError::NullNotAllowed { field: "name" })
+        );
+        let long = "x".repeat(i16::MAX as usize + 1);
+        assert!(write_string(&mut buf, &long, true).is_err());
+    }
+}
