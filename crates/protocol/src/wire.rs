@@ -19,16 +19,16 @@ pub fn peek_key_and_version(frame: &[u8]) -> Option<(i16, i16)> {
 }
 
 /// Decodes the request header at the start of `frame`. The header version follows the API key
-/// and version the header itself carries; for an unknown key or version header v1 is assumed
-/// (its client id is still readable), so the caller can answer with the right correlation id.
+/// and version the header itself carries, also for versions above the highest known one (as in
+/// Kafka, flexible versions are open-ended: an ApiVersions v5 request still has header v2, which
+/// KIP-511 relies on). For an unknown API key header v1 is assumed: its client id is still
+/// readable, so the caller can answer with the right correlation id.
 pub fn decode_request_header(frame: &mut Bytes) -> Result<RequestHeader, DecodeError> {
     let (key, version) = peek_key_and_version(frame).ok_or(DecodeError::Truncated {
         needed_bytes: 4,
         remaining_bytes: frame.len(),
     })?;
-    let header_version = ApiKey::from_i16(key)
-        .filter(|k| k.is_valid_version(version))
-        .map_or(1, |k| k.request_header_version(version));
+    let header_version = ApiKey::from_i16(key).map_or(1, |k| k.request_header_version(version));
     RequestHeader::decode(frame, header_version)
 }
 
@@ -150,6 +150,21 @@ mod tests {
         let (h, r) = decode_response(ApiKey::ApiVersions, 3, frame).unwrap();
         assert_eq!(h.correlation_id, 9);
         assert_eq!(r, response);
+    }
+
+    #[test]
+    fn api_versions_from_the_future_still_has_a_readable_header() {
+        // ApiVersions v9 (unknown): header v2, then a body we cannot read (KIP-511).
+        let frame = Bytes::from_static(&[0, 18, 0, 9, 0, 0, 0, 5, 0, 1, b'c', 0, 0xaa]);
+        let mut rest = frame.clone();
+        let header = decode_request_header(&mut rest).unwrap();
+        assert_eq!(header.correlation_id, 5);
+        assert_eq!(header.client_id.as_deref(), Some("c"));
+        assert_eq!(&rest[..], &[0xaa], "the header's tag byte was consumed");
+        assert!(matches!(
+            decode_request(frame),
+            Err(DecodeError::UnsupportedVersion { version: 9, .. })
+        ));
     }
 
     #[test]
