@@ -93,7 +93,7 @@ resolve_class() {
     e2e-latency) echo org.apache.kafka.tools.EndToEndLatency ;;
     api-versions) echo org.apache.kafka.tools.BrokerApiVersionsCommand ;;
     get-offsets) echo org.apache.kafka.tools.GetOffsetShell ;;
-    configs) echo org.apache.kafka.admin.ConfigCommand ;;
+    configs) echo kafka.admin.ConfigCommand ;;
     consumer-groups) echo org.apache.kafka.tools.consumer.group.ConsumerGroupCommand ;;
     metadata-quorum) echo org.apache.kafka.tools.MetadataQuorumCommand ;;
     storage) echo kafka.tools.StorageTool ;;

@@ -203,24 +203,11 @@ fn producer_refusal(e: ProducerError) -> Refusal {
     Refusal::with(e.kafka_error_code(), e.to_string())
 }
 
-/// Position of the attributes field: the CRC covers the batch from here to its end.
-const ATTRIBUTES_OFFSET: usize = 21;
-/// Attribute bit 3: the batch's timestamps are the broker's append time.
-const TIMESTAMP_TYPE_LOG_APPEND_TIME: i16 = 0x08;
-
-/// LogAppendTime, as Kafka's LogValidator does it in place: the timestamp-type bit set, the
-/// max timestamp set to `now_ms` (consumers read every record's timestamp as that), and the
-/// CRC recomputed. The producer's CRC is checked first, so a corrupt batch is not blessed
-/// with a fresh checksum.
+/// LogAppendTime, done in place by the records crate as Kafka's LogValidator does it.
 fn stamp_log_append_time(batch: &mut [u8], now_ms: i64) -> Result<(), Refusal> {
-    let mut header = freshet_records::validate(batch)
-        .map_err(|e| Refusal::with(e.kafka_error_code(), e.to_string()))?;
-    header.attributes |= TIMESTAMP_TYPE_LOG_APPEND_TIME;
-    header.max_timestamp = now_ms;
-    header.write(batch);
-    header.crc = crc32c::crc32c(&batch[ATTRIBUTES_OFFSET..]);
-    header.write(batch);
-    Ok(())
+    freshet_records::stamp_log_append_time(batch, now_ms)
+        .map(|_| ())
+        .map_err(|e| Refusal::with(e.kafka_error_code(), e.to_string()))
 }
 
 /// Kafka 4 requires exactly one RecordBatch v2 per partition in Produce v3+.
