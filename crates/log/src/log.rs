@@ -148,7 +148,9 @@ pub(crate) struct SyncState {
 #[derive(Debug)]
 pub struct Log {
     pub(crate) dir: PathBuf,
-    pub(crate) config: LogConfig,
+    /// Replaced whole by [`Log::set_config`]; readers take a copy.
+    pub(crate) config: RwLock<LogConfig>,
+    /// Index sizes, fixed when the log is opened (`segment.index.bytes` applies on reopen).
     pub(crate) limits: IndexLimits,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) writer: Mutex<WriterState>,
@@ -167,8 +169,19 @@ impl Log {
         &self.dir
     }
 
-    pub fn config(&self) -> &LogConfig {
-        &self.config
+    pub fn config(&self) -> LogConfig {
+        self.config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Changes retention, roll and flush settings of the open log (a topic's configs altered
+    /// while it runs). Index sizes keep the values the log was opened with.
+    pub fn set_config(&self, config: LogConfig) -> Result<(), LogError> {
+        config.validate()?;
+        *self.config.write().unwrap_or_else(|p| p.into_inner()) = config;
+        Ok(())
     }
 
     /// The first offset a read may ask for.
@@ -285,7 +298,7 @@ impl Log {
             .store(info.last_offset + 1, Ordering::Release);
         w.mark_dirty(&active);
         w.unflushed_records += info.record_count.max(0) as u64;
-        let flush_needed = match self.config.flush {
+        let flush_needed = match self.config().flush {
             FlushPolicy::EveryAppend => true,
             FlushPolicy::Interval {
                 flush_messages: Some(n),
@@ -309,10 +322,10 @@ impl Log {
                 last_offset_delta: (info.last_offset - info.base_offset) as i32,
             }));
         }
-        if info.total_bytes > u64::from(self.config.segment_bytes_max) {
+        if info.total_bytes > u64::from(self.config().segment_bytes_max) {
             return Err(LogError::BatchTooLarge {
                 batch_bytes: info.total_bytes,
-                segment_bytes_max: self.config.segment_bytes_max,
+                segment_bytes_max: self.config().segment_bytes_max,
             });
         }
         Ok(())
@@ -330,10 +343,10 @@ impl Log {
         let should_roll = {
             let meta = active.meta();
             let too_big = u64::from(meta.size_bytes) + info.total_bytes
-                > u64::from(self.config.segment_bytes_max);
+                > u64::from(self.config().segment_bytes_max);
             let too_old = meta
                 .first_append_ms
-                .is_some_and(|t| now_ms.saturating_sub(t) >= self.config.segment_ms as i64);
+                .is_some_and(|t| now_ms.saturating_sub(t) >= self.config().segment_ms as i64);
             let offsets_overflow = info.last_offset - active.base_offset() > i64::from(i32::MAX);
             meta.size_bytes > 0
                 && (too_big || too_old || meta.indexes_full(&self.limits) || offsets_overflow)
@@ -678,7 +691,7 @@ impl Log {
         let mut total_bytes: i64 = segments.iter().map(|s| i64::from(s.size_bytes())).sum();
         let lso = self.log_start_offset();
         let (retention_ms, retention_bytes) =
-            (self.config.retention_ms, self.config.retention_bytes);
+            (self.config().retention_ms, self.config().retention_bytes);
         self.delete_old_segments(&mut w, |seg, next_base, size| {
             let by_start = next_base <= lso;
             let by_size = retention_bytes >= 0 && total_bytes - size >= retention_bytes;
@@ -731,7 +744,7 @@ impl Log {
     pub fn run_maintenance(&self, now_ms: i64) -> Result<RetentionOutcome, LogError> {
         let outcome = self.enforce_retention(now_ms)?;
         let last_flush_ms = self.writer()?.last_flush_ms;
-        match self.config.flush {
+        match self.config().flush {
             FlushPolicy::Interval {
                 flush_ms: Some(ms), ..
             } if now_ms.saturating_sub(last_flush_ms) >= ms as i64 => self.flush()?,

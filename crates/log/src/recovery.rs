@@ -87,7 +87,7 @@ impl Log {
         let now_ms = clock.now_ms();
         Ok(Log {
             dir,
-            config,
+            config: std::sync::RwLock::new(config),
             limits,
             clock,
             writer: Mutex::new(WriterState {
