@@ -27,7 +27,8 @@ pub struct Partition {
     pub topic_id: TopicId,
     pub leader_epoch: i32,
     pub log: Arc<Log>,
-    pub config: EffectiveTopicConfig,
+    /// The topic's configuration; replaced when AlterConfigs changes it (see [`Partitions::sync`]).
+    config: RwLock<Arc<EffectiveTopicConfig>>,
     /// Offsets below this are visible to consumers: appended and, under the fsync policy,
     /// durable (a single node's high watermark). Long-polling fetches wait on it.
     high_watermark: watch::Sender<i64>,
@@ -37,6 +38,20 @@ pub struct Partition {
 }
 
 impl Partition {
+    pub fn config(&self) -> Arc<EffectiveTopicConfig> {
+        self.config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Applies a changed topic configuration to the running partition and its log.
+    fn reconfigure(&self, config: EffectiveTopicConfig) -> Result<(), LogError> {
+        self.log.set_config(log_config(&config))?;
+        *self.config.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(config);
+        Ok(())
+    }
+
     pub fn high_watermark(&self) -> i64 {
         *self.high_watermark.borrow()
     }
@@ -117,7 +132,13 @@ impl Partitions {
         }
         let mut first_error = None;
         for (tp, (topic_id, leader_epoch)) in wanted {
-            if map.get(&tp).is_some_and(|p| p.topic_id == topic_id) {
+            if let Some(p) = map.get(&tp).filter(|p| p.topic_id == topic_id) {
+                let config = self.effective_config(&image.topic_config(&tp.topic));
+                if *p.config() != config {
+                    if let Err(e) = p.reconfigure(config) {
+                        first_error.get_or_insert(e);
+                    }
+                }
                 continue;
             }
             match self.open(image, &tp, topic_id, leader_epoch) {
@@ -148,7 +169,7 @@ impl Partitions {
             topic_id,
             leader_epoch,
             log: Arc::new(log),
-            config,
+            config: RwLock::new(Arc::new(config)),
             high_watermark,
             producers,
         })

@@ -675,12 +675,18 @@ async fn alter_configs_replace_and_incremental_ops_change_overrides() {
         incremental(&mut c, "alt", &[("no.such.config", 0, Some("1"))]).await,
         INVALID_CONFIG
     );
+    // The running partition takes the new value at once...
+    let big = "x".repeat(300);
+    let refused = produce(&mut c, "alt", 0, batch(&[big.as_str()])).await;
+    assert_eq!(
+        refused.error_code, 10,
+        "MESSAGE_TOO_LARGE at once under max.message.bytes=200"
+    );
     drop(c);
 
-    // Logs take the new values when they are opened again.
+    // ...and keeps it across a restart.
     let broker = broker.restart().await;
     let mut c = broker.client().await;
-    let big = "x".repeat(300);
     let refused = produce(&mut c, "alt", 0, batch(&[big.as_str()])).await;
     assert_eq!(
         refused.error_code, 10,

@@ -132,7 +132,7 @@ fn append(
     let records = records.unwrap_or_default();
     let header = single_batch(&records)?;
     let batch_bytes = records.len();
-    let max_message_bytes = usize::try_from(p.config.max_message_bytes).unwrap_or(0);
+    let max_message_bytes = usize::try_from(p.config().max_message_bytes).unwrap_or(0);
     if batch_bytes > max_message_bytes {
         let message =
             format!("batch of {batch_bytes} bytes exceeds max.message.bytes {max_message_bytes}");
@@ -141,7 +141,7 @@ fn append(
     // The frame is shared and immutable; the log patches base offset and leader epoch in a copy.
     let mut batch = records.to_vec();
     let mut producer_batch = ProducerBatch::from_header(&header);
-    let log_append_time_ms = match p.config.message_timestamp_type {
+    let log_append_time_ms = match p.config().message_timestamp_type {
         TimestampType::CreateTime => {
             check_timestamps(&p, &header)?;
             -1
@@ -247,7 +247,7 @@ fn single_batch(records: &[u8]) -> Result<BatchHeader, Refusal> {
 /// batch's first and largest timestamps (the header bounds every record's).
 fn check_timestamps(p: &Partition, header: &BatchHeader) -> Result<(), Refusal> {
     let now_ms = freshet_log::Clock::now_ms(&freshet_log::SystemClock);
-    let c = &p.config;
+    let c = p.config();
     let too_new = header.max_timestamp.saturating_sub(now_ms) > c.message_timestamp_after_max_ms;
     let too_old = now_ms.saturating_sub(header.base_timestamp) > c.message_timestamp_before_max_ms;
     if too_new || too_old {
