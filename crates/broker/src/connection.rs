@@ -8,8 +8,8 @@
 
 use crate::broker::Context;
 use crate::handlers::{self, Reply};
-use bytes::{Buf, BufMut, Bytes, BytesMut};
-use freshet_protocol::{ApiKey, Decode, Encode, Request, RequestHeader, Response, ResponseHeader};
+use bytes::{Bytes, BytesMut};
+use freshet_protocol::{frame, wire, ApiKey, Request, Response};
 use futures::stream::{FuturesOrdered, StreamExt};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -23,6 +23,10 @@ use tokio::net::TcpStream;
 /// reading until earlier responses are written (Kafka clients default to 5 in flight).
 pub const IN_FLIGHT_REQUESTS_MAX: usize = 64;
 
+/// Largest response frame written: a fetch answer is bounded by the client's max_bytes, so
+/// this only guards against encoding bugs (Kafka's frames are i32-sized).
+const RESPONSE_BYTES_MAX: usize = i32::MAX as usize;
+
 /// How much the read buffer grows per read: a frame's declared size is never allocated up
 /// front, so a client that claims 100 MiB and sends 10 bytes costs 10 bytes.
 const READ_CHUNK_BYTES: usize = 64 * 1024;
@@ -32,7 +36,6 @@ type Pending = Pin<Box<dyn Future<Output = Option<Encoded>> + Send>>;
 /// A response ready to write: its correlation id, version and body.
 struct Encoded {
     correlation_id: i32,
-    api_key: ApiKey,
     version: i16,
     response: Response,
 }
@@ -62,7 +65,7 @@ pub async fn serve(ctx: Arc<Context>, stream: TcpStream, peer: SocketAddr) {
             _ = shutdown.changed() => break Close::Shutdown,
             Some(done) = in_flight.next(), if !in_flight.is_empty() => {
                 if let Some(encoded) = done {
-                    if let Err(e) = write_response(&mut writer, encoded).await {
+                    if let Err(e) = write_response(&mut writer, encoded, RESPONSE_BYTES_MAX).await {
                         break e;
                     }
                 }
@@ -85,7 +88,10 @@ pub async fn serve(ctx: Arc<Context>, stream: TcpStream, peer: SocketAddr) {
     if !matches!(reason, Close::Shutdown) {
         while let Some(done) = in_flight.next().await {
             if let Some(encoded) = done {
-                if write_response(&mut writer, encoded).await.is_err() {
+                if write_response(&mut writer, encoded, RESPONSE_BYTES_MAX)
+                    .await
+                    .is_err()
+                {
                     break;
                 }
             }
@@ -114,20 +120,9 @@ fn take_frames(
     frame_bytes_max: usize,
     in_flight: &mut FuturesOrdered<Pending>,
 ) -> Result<(), Close> {
-    while buf.len() >= 4 {
-        let declared = i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
-        let len = usize::try_from(declared)
-            .map_err(|_| Close::Protocol(format!("negative frame size {declared}")))?;
-        if len > frame_bytes_max {
-            return Err(Close::Protocol(format!(
-                "frame of {len} bytes exceeds socket.request.max.bytes {frame_bytes_max}"
-            )));
-        }
-        if buf.len() < 4 + len {
-            return Ok(());
-        }
-        buf.advance(4);
-        let frame = buf.split_to(len).freeze();
+    while let Some(frame) =
+        frame::decode_frame(buf, frame_bytes_max).map_err(|e| Close::Protocol(e.to_string()))?
+    {
         in_flight.push_back(dispatch_frame(ctx, frame)?);
     }
     Ok(())
@@ -135,79 +130,66 @@ fn take_frames(
 
 /// Decodes one request frame and starts handling it.
 fn dispatch_frame(ctx: &Arc<Context>, mut frame: Bytes) -> Result<Pending, Close> {
-    if frame.len() < 4 {
-        return Err(Close::Protocol(
-            "frame too short for a request header".into(),
-        ));
-    }
-    let key = i16::from_be_bytes([frame[0], frame[1]]);
-    let version = i16::from_be_bytes([frame[2], frame[3]]);
+    let (key, version) = wire::peek_key_and_version(&frame)
+        .ok_or_else(|| Close::Protocol("frame too short for a request header".into()))?;
     let api_key =
         ApiKey::from_i16(key).ok_or_else(|| Close::Protocol(format!("unknown api key {key}")))?;
-    if api_key == ApiKey::ApiVersions && !handlers::is_supported(api_key, version) {
-        return Ok(unsupported_api_versions(&mut frame, version));
-    }
+    let header = wire::decode_request_header(&mut frame)
+        .map_err(|e| Close::Protocol(format!("bad request header: {e}")))?;
     if !handlers::is_supported(api_key, version) {
+        if api_key == ApiKey::ApiVersions {
+            // KIP-511: a newer ApiVersions than ours gets UNSUPPORTED_VERSION with our ranges,
+            // encoded at v0 so that the client can read them and retry.
+            let response = handlers::api_versions::unsupported_version_response();
+            return Ok(ready(header.correlation_id, 0, response));
+        }
         return Err(Close::Protocol(format!(
             "unsupported version {version} of {}",
             api_key.name()
         )));
     }
-    let header = RequestHeader::decode(&mut frame, api_key.request_header_version(version))
-        .map_err(|e| Close::Protocol(format!("bad request header: {e}")))?;
     let request = Request::decode(api_key, version, &mut frame)
         .map_err(|e| Close::Protocol(format!("cannot parse {} v{version}: {e}", api_key.name())))?;
     let correlation_id = header.correlation_id;
-    let wrap = move |response: Response| Encoded {
-        correlation_id,
-        api_key,
-        version,
-        response,
-    };
     Ok(match handlers::dispatch(ctx.clone(), header, request) {
-        Reply::Now(response) => Box::pin(std::future::ready(Some(wrap(response)))),
-        Reply::Later(future) => Box::pin(async move { Some(wrap(future.await)) }),
+        Reply::Now(response) => ready(correlation_id, version, response),
+        Reply::Later(future) => Box::pin(async move {
+            Some(Encoded {
+                correlation_id,
+                version,
+                response: future.await,
+            })
+        }),
         Reply::Nothing => Box::pin(std::future::ready(None)),
     })
 }
 
-/// KIP-511: a client that sends an ApiVersions version newer than ours gets
-/// UNSUPPORTED_VERSION with our ranges, encoded at v0 so that it can read them and retry.
-fn unsupported_api_versions(frame: &mut Bytes, version: i16) -> Pending {
-    let correlation_id = if frame.len() >= 8 {
-        i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]])
-    } else {
-        0
-    };
-    let _ = version;
-    let response = handlers::api_versions::unsupported_version_response();
+fn ready(correlation_id: i32, version: i16, response: Response) -> Pending {
     Box::pin(std::future::ready(Some(Encoded {
         correlation_id,
-        api_key: ApiKey::ApiVersions,
-        version: 0,
+        version,
         response,
     })))
 }
 
-async fn write_response(writer: &mut BufWriter<OwnedWriteHalf>, e: Encoded) -> Result<(), Close> {
-    let header = ResponseHeader {
-        correlation_id: e.correlation_id,
-        ..Default::default()
-    };
-    let header_version = e.api_key.response_header_version(e.version);
+async fn write_response(
+    writer: &mut BufWriter<OwnedWriteHalf>,
+    e: Encoded,
+    frame_bytes_max: usize,
+) -> Result<(), Close> {
     let mut out = BytesMut::new();
-    out.put_u32(0);
-    let encoded = header
-        .encode(&mut out, header_version)
-        .and_then(|()| e.response.encode(&mut out, e.version));
-    if let Err(err) = encoded {
+    if let Err(err) = wire::encode_response(
+        e.correlation_id,
+        e.version,
+        &e.response,
+        &mut out,
+        frame_bytes_max,
+    ) {
         // A handler built a response its version cannot carry: a bug of ours, but the client
         // only loses this connection.
-        tracing::error!(api = e.api_key.name(), version = e.version, error = %err, "cannot encode response");
+        let api = e.response.api_key().name();
+        tracing::error!(api, version = e.version, error = %err, "cannot encode response");
         return Err(Close::Protocol(format!("response encoding failed: {err}")));
     }
-    let body_len =
-        u32::try_from(out.len() - 4).map_err(|_| Close::Protocol("response too large".into()))?;
-    out[..4].copy_from_slice(&body_len.to_be_bytes());
     writer.write_all(&out).await.map_err(Close::Io)
 }

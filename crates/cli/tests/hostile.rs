@@ -4,7 +4,7 @@
 mod support;
 
 use freshet_protocol::messages::ApiVersionsRequest;
-use freshet_protocol::{Request, Response};
+use freshet_protocol::{Decode, Request, Response};
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
@@ -129,4 +129,36 @@ fn hostile_frames_harm_only_their_own_connection() {
     }
     drop(held);
     broker.terminate();
+}
+
+/// KIP-511: an ApiVersions version newer than the broker's is answered (not closed) with
+/// UNSUPPORTED_VERSION and the broker's ranges, in response header v0 and body v0.
+#[test]
+fn newer_api_versions_gets_our_ranges_at_v0() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(dir.path());
+    let mut c = RawClient::connect(broker.addr).unwrap();
+    // ApiVersions v99, header v2: key, version, correlation id 77, client id "x", no tags;
+    // then a body this broker cannot know.
+    c.send_frame(&[0, 18, 0, 99, 0, 0, 0, 77, 0, 1, b'x', 0, 0xde, 0xad])
+        .unwrap();
+    let mut frame = c.read_frame().unwrap();
+    let header = freshet_protocol::ResponseHeader::decode(&mut frame, 0).unwrap();
+    assert_eq!(header.correlation_id, 77);
+    let body = freshet_protocol::messages::ApiVersionsResponse::decode(&mut frame, 0).unwrap();
+    assert_eq!(body.error_code, 35, "UNSUPPORTED_VERSION");
+    let versions = body
+        .api_keys
+        .iter()
+        .find(|k| k.api_key == 18)
+        .expect("ApiVersions listed");
+    assert_eq!((versions.min_version, versions.max_version), (0, 4));
+    // The connection stays usable.
+    match c
+        .call(3, Request::ApiVersions(ApiVersionsRequest::default()))
+        .unwrap()
+    {
+        Response::ApiVersions(r) => assert_eq!(r.error_code, 0),
+        other => panic!("unexpected {other:?}"),
+    }
 }
