@@ -307,6 +307,7 @@ async fn maintenance_loop(ctx: Arc<Context>) {
 fn run_maintenance(ctx: &Context) {
     let now_ms = freshet_log::Clock::now_ms(&freshet_log::SystemClock);
     for p in ctx.partitions.all() {
+        p.expire_producers(now_ms);
         if let Err(e) = p.log.run_maintenance(now_ms) {
             tracing::warn!(dir = %p.log.dir().display(), error = %e, "log maintenance");
         }
