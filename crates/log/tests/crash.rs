@@ -140,8 +140,28 @@ fn run_and_kill(dir: &Path, run: i64, run_ms: u64) -> Vec<Ack> {
     reader.join().unwrap()
 }
 
+/// Simulates a write torn by a power cut: the start of a batch (never acknowledged) at the
+/// end of the newest segment. Returns the bytes added.
+fn tear_tail(dir: &Path, rng: u64) -> u64 {
+    let newest = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .max()
+        .unwrap();
+    let batch = with_offset(&expected_batch(-1, 0, 0), 0, 0);
+    let torn = &batch[..1 + (rng as usize >> 3) % (batch.len() - 1)];
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(newest)
+        .unwrap();
+    file.write_all(torn).unwrap();
+    torn.len() as u64
+}
+
 /// Reopens the log and checks every acknowledgement so far plus the whole log's content.
-fn verify(dir: &Path, acks: &[Ack]) -> i64 {
+/// Returns the bytes recovery cut off.
+fn verify(dir: &Path, acks: &[Ack]) -> u64 {
     let log = Log::open(dir, crash_config()).unwrap();
     for ack in acks {
         let slice = log
@@ -188,7 +208,7 @@ fn verify(dir: &Path, acks: &[Ack]) -> i64 {
         log.log_end_offset(),
         "every offset up to the end is served"
     );
-    offset
+    log.open_stats().bytes_truncated
 }
 
 fn kill_rounds(rounds: u64) {
@@ -208,7 +228,16 @@ fn kill_rounds(rounds: u64) {
         let run_ms = 20 + rng % 250;
         let acks = run_and_kill(dir.path(), run, run_ms);
         all_acks.extend(acks);
-        verify(dir.path(), &all_acks);
+        let torn_bytes = if run % 4 == 3 {
+            tear_tail(dir.path(), rng)
+        } else {
+            0
+        };
+        let truncated = verify(dir.path(), &all_acks);
+        assert!(
+            truncated >= torn_bytes,
+            "a torn tail of {torn_bytes} bytes was cut off"
+        );
     }
     assert!(
         all_acks.len() as u64 > rounds,
