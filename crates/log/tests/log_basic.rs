@@ -662,3 +662,46 @@ fn empty_directory_opens_at_zero_and_checkpoint_is_text() {
     assert_eq!(text, "0\n3\n");
     assert!(Path::new(&dir.path().join("p-0").join(files::LOG_START_OFFSET_FILE)).exists());
 }
+
+#[test]
+fn set_config_changes_retention_and_rolls_of_an_open_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(
+        dir.path(),
+        LogConfig {
+            segment_bytes_max: 1 << 20,
+            ..small_config()
+        },
+    )
+    .unwrap();
+    append_batches(&log, 20, 0);
+    assert_eq!(log.segment_base_offsets(), vec![0]);
+    log.set_config(small_config()).unwrap();
+    assert_eq!(log.config().segment_bytes_max, 4096);
+    append_batches(&log, 20, 0);
+    assert!(
+        log.segment_base_offsets().len() > 1,
+        "smaller segment_bytes_max rolls"
+    );
+    assert_eq!(log.enforce_retention(0).unwrap().segments_deleted, 0);
+    log.set_config(LogConfig {
+        retention_bytes: 0,
+        ..small_config()
+    })
+    .unwrap();
+    assert!(log.enforce_retention(0).unwrap().segments_deleted > 0);
+    assert_eq!(log.segment_base_offsets().len(), 1);
+    let bad = LogConfig {
+        retention_ms: -5,
+        ..small_config()
+    };
+    assert!(matches!(
+        log.set_config(bad),
+        Err(LogError::InvalidConfig { .. })
+    ));
+    assert_eq!(
+        log.config().retention_bytes,
+        0,
+        "a rejected config changes nothing"
+    );
+}
