@@ -705,3 +705,49 @@ fn set_config_changes_retention_and_rolls_of_an_open_log() {
         "a rejected config changes nothing"
     );
 }
+
+#[test]
+fn clean_marker_with_damaged_tail_falls_back_to_recovery() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), small_config()).unwrap();
+    let stored = append_batches(&log, 10, 0);
+    let last = *log.segment_base_offsets().last().unwrap();
+    log.close().unwrap();
+    let path = dir.path().join(files::file_name(last, files::LOG_SUFFIX));
+    let mut bytes = fs::read(&path).unwrap();
+    bytes.extend_from_slice(&stored[0][..30]);
+    fs::write(&path, bytes).unwrap();
+    let log = Log::open(dir.path(), small_config()).unwrap();
+    assert!(log.open_stats().clean_shutdown);
+    assert_eq!(log.open_stats().segments_recovered, 1);
+    assert_eq!(log.open_stats().bytes_truncated, 30);
+    assert_eq!(read_all(&log, 0), stored.concat());
+}
+
+#[test]
+fn readers_see_whole_batches_while_appends_roll_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        flush: FlushPolicy::Never,
+        ..small_config()
+    };
+    let log = Arc::new(Log::open(dir.path(), config).unwrap());
+    let writer = {
+        let log = log.clone();
+        std::thread::spawn(move || append_batches(&log, 400, 0))
+    };
+    let mut offset = 0;
+    let mut seen = Vec::new();
+    while offset < 1200 {
+        match log.read(offset, 1000, None).unwrap() {
+            Some(slice) => {
+                let bytes = slice.read_to_vec().unwrap();
+                offset = last_offset_of_slice(&bytes) + 1;
+                seen.extend_from_slice(&bytes);
+            }
+            None => std::thread::yield_now(),
+        }
+    }
+    let stored = writer.join().unwrap();
+    assert_eq!(seen, stored.concat());
+}
