@@ -1,0 +1,334 @@
+#!/usr/bin/env bash
+# Freshet against Apache Kafka, same machine, same disk, same load generators, one broker at a time.
+#
+#   bench/run.sh [--quick] [--rounds N] [--only produce,consume,e2e,startup]
+#
+# --quick     1 round, small record counts: a smoke run of a few minutes
+# --rounds N  rounds (default 3); each round runs Freshet and Kafka in turn, alternating who goes first
+# --only      a subset of the workloads (default all)
+#
+# Writes bench/results/<UTC date>[-quick].md and its PNG charts; raw figures and logs go to
+# bench/results/raw/<stamp>/ (gitignored). See docs/bench.md for what each row means.
+#
+# Environment: BENCH_DATA (default bench/.data: the disk under test), BENCH_PORT (default 19092;
+# Kafka's controller uses PORT+1), BENCH_BROKER_CPUS (default 1), BENCH_LOAD_CPUS (default 0),
+# CARGO_TARGET_DIR (default target), BENCH_E2E_RATE (default 20000 records/s of 1 KiB;
+# 5000 with --quick).
+set -euo pipefail
+
+BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$BENCH/.." && pwd)
+QUICK=0
+ROUNDS=3
+ONLY=produce,consume,e2e,startup
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    --quick) QUICK=1; ROUNDS=1 ;;
+    --rounds) ROUNDS=$2; shift ;;
+    --only) ONLY=$2; shift ;;
+    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+DATA=${BENCH_DATA:-$BENCH/.data}
+PORT=${BENCH_PORT:-19092}
+BOOT=127.0.0.1:$PORT
+BROKER_CPUS=${BENCH_BROKER_CPUS:-1}
+LOAD_CPUS=${BENCH_LOAD_CPUS:-0}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+FRESHET=$CARGO_TARGET_DIR/release/freshet
+PY=$BENCH/.venv/bin/python
+CLK_TCK=$(getconf CLK_TCK)
+I64_MAX=9223372036854775807
+
+if [[ $QUICK == 1 ]]; then
+  RECORDS_1K=30000; RECORDS_100B=150000; E2E_SECONDS=5; DD_MIB=256; TCP_MIB=512
+  E2E_RATE=${BENCH_E2E_RATE:-5000}
+else
+  RECORDS_1K=200000; RECORDS_100B=1000000; E2E_SECONDS=20; DD_MIB=1024; TCP_MIB=2048
+  E2E_RATE=${BENCH_E2E_RATE:-20000}
+fi
+SIZES=(1024 100)
+PARTITIONS=(1 8)
+ACKS=(1 all)
+CODECS=(none lz4)
+MODES=(nofsync fsync)
+
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+RAW=$BENCH/results/raw/$STAMP
+OUT_NAME=$(date -u +%Y-%m-%d)$([[ $QUICK == 1 ]] && echo -quick || true)
+mkdir -p "$RAW" "$DATA"
+JSONL=$RAW/results.jsonl
+log() { echo "[$(date -u +%H:%M:%S)] $*" | tee -a "$RAW/run.log" >&2; }
+wants() { [[ ,$ONLY, == *,$1,* ]]; }
+
+# One figure: round broker mode workload case metric value unit better(higher|lower)
+record() {
+  printf '{"round":%s,"broker":"%s","mode":"%s","workload":"%s","case":"%s","metric":"%s","value":%s,"unit":"%s","better":"%s"}\n' \
+    "$@" >>"$JSONL"
+}
+
+setup() {
+  log "building freshet (release, CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
+  (cd "$ROOT" && cargo build --release -q -p freshet)
+  if [[ ! -x $PY ]] || ! "$PY" -c 'import confluent_kafka, matplotlib' 2>/dev/null; then
+    log "creating bench/.venv (confluent-kafka, matplotlib)"
+    python3 -m venv "$BENCH/.venv"
+    "$PY" -m pip install -q -r "$BENCH/requirements.txt"
+  fi
+  log "fetching Kafka"
+  "$ROOT/tools/kafka.sh" fetch >/dev/null
+}
+
+machine_info() {
+  {
+    echo "date_utc=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
+    echo "cores=$(nproc)"
+    echo "mem_total_mib=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 ))"
+    echo "kernel=$(uname -r)"
+    echo "fs=$(df -T "$DATA" | awk 'NR==2 {print $1" "$2}')"
+    echo "loadavg_start=$(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "java=$(java -version 2>&1 | head -1)"
+    echo "freshet_commit=$(git -C "$ROOT" rev-parse --short HEAD)"
+    echo "kafka=${KAFKA_VERSION:-4.3.1}"
+    echo "broker_cpus=$BROKER_CPUS load_cpus=$LOAD_CPUS"
+    echo "rounds=$ROUNDS quick=$QUICK records_1k=$RECORDS_1K records_100b=$RECORDS_100B e2e_rate=$E2E_RATE e2e_seconds=$E2E_SECONDS"
+  } >"$RAW/machine.txt"
+}
+
+ceilings() {
+  local round=$1
+  local line
+  line=$(dd if=/dev/zero of="$DATA/dd.tmp" bs=1M count="$DD_MIB" conv=fdatasync 2>&1 | tail -1)
+  rm -f "$DATA/dd.tmp"
+  # "268435456 bytes (268 MB, 256 MiB) copied, 1.2 s, 223 MB/s": bytes / seconds, not dd's rounded unit.
+  local mbps
+  mbps=$(awk -F'[ ,]+' '{for (i=1;i<=NF;i++) if ($i=="copied") {printf "%.1f", $1/$(i+1)/1e6}}' <<<"$line")
+  record "$round" machine - ceiling "dd-1MiB-fdatasync" disk_mb_per_s "${mbps:-null}" MB/s higher
+  local tcp
+  tcp=$(taskset -c "$LOAD_CPUS,$BROKER_CPUS" "$PY" "$BENCH/native.py" tcp-ceiling --mib "$TCP_MIB" | "$PY" -c 'import json,sys; print("%.1f" % json.load(sys.stdin)["mb_per_s"])')
+  record "$round" machine - ceiling "loopback-tcp" tcp_mb_per_s "$tcp" MB/s higher
+  log "ceilings: disk ${mbps} MB/s (dd conv=fdatasync), loopback TCP ${tcp} MB/s"
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; }
+status_kib() { awk -v k="$2:" '$1==k {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+
+# Starts BROKER in DIR for MODE; sets BROKER_PID.
+start_broker() {
+  local broker=$1 mode=$2 dir=$3
+  if port_open; then echo "run.sh: port $PORT busy" >&2; exit 1; fi
+  case $broker in
+    freshet)
+      mkdir -p "$dir/data"
+      setsid taskset -c "$BROKER_CPUS" "$FRESHET" serve --data-dir "$dir/data" --listen "$BOOT" \
+        >>"$dir/server.log" 2>&1 </dev/null &
+      BROKER_PID=$!
+      echo "$BROKER_PID" >"$dir/freshet.pid"
+      local deadline=$(( SECONDS + 30 ))
+      until port_open; do
+        kill -0 "$BROKER_PID" 2>/dev/null || { tail -20 "$dir/server.log" >&2; exit 1; }
+        (( SECONDS < deadline )) || { echo "freshet not listening after 30 s" >&2; exit 1; }
+        sleep 0.02
+      done
+      ;;
+    kafka)
+      local props=()
+      [[ $mode == fsync ]] && props=(log.flush.interval.messages=1)
+      taskset -c "$BROKER_CPUS" "$ROOT/tools/kafka.sh" start "$dir" "$PORT" "${props[@]}" >>"$RAW/kafka-start.log" 2>&1
+      BROKER_PID=$(cat "$dir/pid")
+      ;;
+  esac
+}
+
+stop_broker() {
+  local broker=$1 dir=$2
+  case $broker in
+    freshet)
+      kill -TERM "$BROKER_PID" 2>/dev/null || true
+      for _ in $(seq 1 300); do kill -0 "$BROKER_PID" 2>/dev/null || break; sleep 0.1; done
+      kill -KILL "$BROKER_PID" 2>/dev/null || true
+      wait "$BROKER_PID" 2>/dev/null || true
+      ;;
+    kafka) "$ROOT/tools/kafka.sh" stop "$dir" >>"$RAW/kafka-start.log" 2>&1 || true ;;
+  esac
+  while port_open; do sleep 0.1; done
+}
+
+topic_name() { echo "t-$1B-p$2-acks$3-$4"; }
+
+records_for() { [[ $1 == 1024 ]] && echo "$RECORDS_1K" || echo "$RECORDS_100B"; }
+
+create_topics() {
+  local broker=$1 mode=$2 specs=() suffix=""
+  [[ $broker == freshet && $mode == nofsync ]] && suffix=":nofsync"
+  local s p a c
+  for s in "${SIZES[@]}"; do for p in "${PARTITIONS[@]}"; do for a in "${ACKS[@]}"; do for c in "${CODECS[@]}"; do
+    specs+=("$(topic_name "$s" "$p" "$a" "$c"):$p$suffix")
+  done; done; done; done
+  specs+=("e2e:1$suffix" "startup:1$suffix")
+  taskset -c "$LOAD_CPUS" "$PY" "$BENCH/native.py" admin-create --bootstrap "$BOOT" "${specs[@]}" >/dev/null
+}
+
+# ProducerPerformance's summary line: "N records sent, R records/sec (M MB/sec), A ms avg latency,
+# X ms max latency, p50 ms 50th, p95 ms 95th, p99 ms 99th, p999 ms 99.9th."
+produce_case() {
+  local round=$1 broker=$2 mode=$3 s=$4 p=$5 a=$6 c=$7
+  local topic case_name n out
+  topic=$(topic_name "$s" "$p" "$a" "$c")
+  case_name="${s}B p$p acks=$a $c"
+  n=$(records_for "$s")
+  if ! out=$(taskset -c "$LOAD_CPUS" "$ROOT/tools/kafka.sh" run producer-perf --topic "$topic" \
+      --num-records "$n" --record-size "$s" --throughput -1 \
+      --producer-props bootstrap.servers="$BOOT" acks="$a" compression.type="$c" 2>>"$RAW/producer-perf.err"); then
+    log "  FAILED produce $case_name on $broker ($mode): see $RAW/producer-perf.err"
+    record "$round" "$broker" "$mode" produce "$case_name" mb_per_s null MB/s higher
+    return
+  fi
+  echo "$broker $mode $case_name: $out" >>"$RAW/producer-perf.out"
+  local summary
+  summary=$(grep 'records sent' <<<"$out" | tail -1)
+  local rps mbps avg p99
+  rps=$(sed -E 's/.*sent, ([0-9.]+) records\/sec.*/\1/' <<<"$summary")
+  mbps=$(sed -E 's/.*\(([0-9.]+) MB\/sec\).*/\1/' <<<"$summary")
+  avg=$(sed -E 's/.* ([0-9.]+) ms avg latency.*/\1/' <<<"$summary")
+  p99=$(sed -E 's/.* ([0-9.]+) ms 99th.*/\1/' <<<"$summary")
+  record "$round" "$broker" "$mode" produce "$case_name" mb_per_s "$mbps" MB/s higher
+  record "$round" "$broker" "$mode" produce "$case_name" records_per_s "$rps" records/s higher
+  record "$round" "$broker" "$mode" produce "$case_name" avg_latency_ms "$avg" ms lower
+  record "$round" "$broker" "$mode" produce "$case_name" p99_latency_ms "$p99" ms lower
+  log "  produce $case_name: $mbps MB/s, $rps rec/s, avg $avg ms, p99 $p99 ms"
+  INGESTED_BYTES=$(( INGESTED_BYTES + n * s ))
+}
+
+produce_all() {
+  local round=$1 broker=$2 mode=$3 s p a c
+  INGESTED_BYTES=0
+  local ticks0; ticks0=$(cpu_ticks "$BROKER_PID")
+  for s in "${SIZES[@]}"; do for p in "${PARTITIONS[@]}"; do for a in "${ACKS[@]}"; do for c in "${CODECS[@]}"; do
+    produce_case "$round" "$broker" "$mode" "$s" "$p" "$a" "$c"
+  done; done; done; done
+  local ticks1; ticks1=$(cpu_ticks "$BROKER_PID")
+  if (( INGESTED_BYTES > 0 )); then
+    local cpu_per_gb
+    cpu_per_gb=$(awk -v t=$(( ticks1 - ticks0 )) -v hz="$CLK_TCK" -v b="$INGESTED_BYTES" 'BEGIN {printf "%.2f", t/hz/(b/1e9)}')
+    record "$round" "$broker" "$mode" resources "all produce cases" cpu_s_per_gb "$cpu_per_gb" "CPU s/GB" lower
+    log "  broker CPU: $cpu_per_gb s per GB ingested ($INGESTED_BYTES bytes)"
+  fi
+  record "$round" "$broker" "$mode" resources "peak during produce (VmHWM)" rss_mib "$(( $(status_kib "$BROKER_PID" VmHWM) / 1024 ))" MiB lower
+  record "$round" "$broker" "$mode" resources "after produce (VmRSS)" rss_mib "$(( $(status_kib "$BROKER_PID" VmRSS) / 1024 ))" MiB lower
+}
+
+consume_case() {
+  local round=$1 broker=$2 mode=$3 s=$4 p=$5
+  local topic n out
+  topic=$(topic_name "$s" "$p" 1 none)
+  n=$(records_for "$s")
+  if ! out=$(taskset -c "$LOAD_CPUS" "$PY" "$BENCH/native.py" consume --bootstrap "$BOOT" --topic "$topic" \
+      --partitions "$p" --records "$n" 2>>"$RAW/native.err"); then
+    log "  FAILED consume ${s}B p$p on $broker"
+    record "$round" "$broker" "$mode" consume "${s}B p$p page cache" mb_per_s null MB/s higher
+    return
+  fi
+  local mbps rps
+  mbps=$("$PY" -c 'import json,sys; print("%.2f" % json.load(sys.stdin)["mb_per_s"])' <<<"$out")
+  rps=$("$PY" -c 'import json,sys; print("%.0f" % json.load(sys.stdin)["records_per_s"])' <<<"$out")
+  record "$round" "$broker" "$mode" consume "${s}B p$p page cache" mb_per_s "$mbps" MB/s higher
+  record "$round" "$broker" "$mode" consume "${s}B p$p page cache" records_per_s "$rps" records/s higher
+  log "  consume ${s}B p$p: $mbps MB/s, $rps rec/s"
+}
+
+e2e_case() {
+  local round=$1 broker=$2 mode=$3 out
+  if ! out=$(taskset -c "$LOAD_CPUS" "$PY" "$BENCH/native.py" e2e --bootstrap "$BOOT" --topic e2e \
+      --rate "$E2E_RATE" --size 1024 --seconds "$E2E_SECONDS" --acks all 2>>"$RAW/native.err"); then
+    log "  FAILED e2e on $broker"
+    return
+  fi
+  echo "{\"round\":$round,\"broker\":\"$broker\",\"mode\":\"$mode\",\"e2e\":$out}" >>"$RAW/e2e.jsonl"
+  local k v
+  for k in p50_ms p99_ms p999_ms max_ms achieved_rate; do
+    v=$("$PY" -c "import json,sys; print('%.3f' % json.load(sys.stdin)['$k'])" <<<"$out")
+    if [[ $k == achieved_rate ]]; then
+      record "$round" "$broker" "$mode" e2e "1KiB ${E2E_RATE}/s acks=all" achieved_rate "$v" records/s higher
+    else
+      record "$round" "$broker" "$mode" e2e "1KiB ${E2E_RATE}/s acks=all" "$k" "$v" ms lower
+    fi
+  done
+  log "  e2e: $(tr -d '\n' <<<"$out" | cut -c1-160)"
+}
+
+# Restart on the data the round wrote and time launch -> first acknowledged produce.
+startup_case() {
+  local round=$1 broker=$2 mode=$3 dir=$4 launch out
+  case $broker in
+    freshet) launch="exec taskset -c $BROKER_CPUS $FRESHET serve --data-dir $dir/data --listen $BOOT" ;;
+    kafka) launch="taskset -c $BROKER_CPUS $ROOT/tools/kafka.sh start $dir $PORT$([[ $mode == fsync ]] && echo ' log.flush.interval.messages=1')" ;;
+  esac
+  rm -f "$dir/startup_ms"
+  if ! out=$(taskset -c "$LOAD_CPUS" "$PY" "$BENCH/native.py" first-produce --bootstrap "$BOOT" --topic startup \
+      --launch "$launch" --log "$dir/restart.log" 2>>"$RAW/native.err"); then
+    log "  FAILED startup on $broker"
+  else
+    local ms
+    ms=$("$PY" -c 'import json,sys; print("%.1f" % json.load(sys.stdin)["startup_to_first_produce_ms"])' <<<"$out")
+    record "$round" "$broker" "$mode" startup "restart to first acked produce" startup_ms "$ms" ms lower
+    log "  startup to first produce: $ms ms"
+  fi
+  # kafka.sh start returns once the broker serves; wait for it so that its pid file exists.
+  if [[ $broker == kafka ]]; then
+    for _ in $(seq 1 600); do [[ -s $dir/startup_ms && -f $dir/pid ]] && break; sleep 0.1; done
+    BROKER_PID=$(cat "$dir/pid")
+  else
+    BROKER_PID=$("$PY" -c 'import json,sys; print(json.load(sys.stdin)["pid"])' <<<"$out" 2>/dev/null || pgrep -f -- "--data-dir $dir/data" | head -1)
+  fi
+  stop_broker "$broker" "$dir"
+}
+
+one_broker() {
+  local round=$1 broker=$2 mode=$3
+  local dir=$DATA/r$round-$mode-$broker
+  rm -rf "$dir"; mkdir -p "$dir"
+  log "round $round: $broker ($mode)"
+  local t0; t0=$(date +%s%3N)
+  start_broker "$broker" "$mode" "$dir"
+  log "  listening after $(( $(date +%s%3N) - t0 )) ms (pid $BROKER_PID)"
+  sleep 2
+  record "$round" "$broker" "$mode" resources "idle after start (VmRSS)" rss_mib "$(( $(status_kib "$BROKER_PID" VmRSS) / 1024 ))" MiB lower
+  create_topics "$broker" "$mode"
+  wants produce && produce_all "$round" "$broker" "$mode"
+  if wants consume && [[ $mode == nofsync ]] && wants produce; then
+    consume_case "$round" "$broker" "$mode" 1024 8
+    consume_case "$round" "$broker" "$mode" 100 1
+  fi
+  wants e2e && e2e_case "$round" "$broker" "$mode"
+  stop_broker "$broker" "$dir"
+  if wants startup && [[ $mode == nofsync ]]; then startup_case "$round" "$broker" "$mode" "$dir"; fi
+  du -sh "$dir" >>"$RAW/disk-usage.txt" 2>/dev/null || true
+  rm -rf "$dir"
+}
+
+main() {
+  setup
+  machine_info
+  log "raw results in $RAW"
+  ceilings 0
+  local round mode broker order
+  for round in $(seq 1 "$ROUNDS"); do
+    # Alternate who goes first, so neither broker always meets the warmer page cache or the emptier disk.
+    if (( round % 2 == 1 )); then order=(freshet kafka); else order=(kafka freshet); fi
+    for mode in "${MODES[@]}"; do
+      for broker in "${order[@]}"; do one_broker "$round" "$broker" "$mode"; done
+    done
+  done
+  ceilings "$(( ROUNDS + 1 ))"
+  echo "loadavg_end=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$RAW/machine.txt"
+  "$PY" "$BENCH/aggregate.py" "$RAW" "$BENCH/results/$OUT_NAME"
+  log "wrote bench/results/$OUT_NAME.md"
+}
+
+main
