@@ -1,7 +1,7 @@
 //! Append and read throughput of the log, next to the disk's own ceiling measured with `dd` in
 //! the same run and the same directory.
 //!
-//! `cargo run -p freshet-log --release --example bench -- [DIR] [MIB_PER_CASE] [SECONDS_PER_CASE]`
+//! `cargo run -p freshet-log --release --example log_bench -- [DIR] [MIB_PER_CASE] [SECONDS_PER_CASE]`
 //! (defaults: `target/log-bench`, 1024, 10). Each case appends until it has written
 //! MIB_PER_CASE or run SECONDS_PER_CASE, whichever comes first.
 

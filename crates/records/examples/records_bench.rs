@@ -1,5 +1,5 @@
 //! Prints the figures that matter for the broker's hot path and for codec choice.
-//! Run: `cargo run --release -p freshet-records --example bench`
+//! Run: `cargo run --release -p freshet-records --example records_bench`
 //!
 //! - header parse + CRC32C validation of one 1,000-record batch with 100-byte values
 //! - record iteration rate over that batch

@@ -1,6 +1,6 @@
 //! Prints the cost of the producer-state steps on the produce path and at restart.
 //!
-//! `cargo run --release -p freshet-txn --example bench`
+//! `cargo run --release -p freshet-txn --example txn_bench`
 
 use std::hint::black_box;
 use std::time::Instant;
