@@ -15,7 +15,7 @@ from collections import defaultdict
 
 METRIC_ORDER = ["mb_per_s", "records_per_s", "avg_latency_ms", "p99_latency_ms", "p50_ms", "p99_ms",
                 "p999_ms", "max_ms", "achieved_rate", "cpu_s_per_gb", "rss_mib", "startup_ms",
-                "disk_mb_per_s", "tcp_mb_per_s"]
+                "create_s", "metadata_ms_median", "restart_to_first_produce_ms", "disk_mb_per_s", "tcp_mb_per_s"]
 MODE_TEXT = {
     "nofsync": "no fsync (Kafka default; Freshet topic flush.messages=flush.ms=i64::MAX)",
     "fsync": "fsync before ack (Kafka log.flush.interval.messages=1; Freshet default)",
@@ -71,7 +71,7 @@ def fmt(v):
 
 def sort_key(key):
     w, m, c, metric = key
-    order = ["ceiling", "produce", "consume", "e2e", "resources", "startup"]
+    order = ["ceiling", "produce", "consume", "e2e", "resources", "startup", "partitions10k"]
     return (order.index(w) if w in order else 99, m, c, METRIC_ORDER.index(metric) if metric in METRIC_ORDER else 99)
 
 
@@ -107,7 +107,7 @@ def charts(out, e2e, prefix):
     made = []
     for mode in ("nofsync", "fsync"):
         cases = sorted({c for (w, m, c, metric) in out if w == "produce" and m == mode and metric == "mb_per_s"},
-                       key=lambda c: (-int(c.split("B")[0]), c))
+                       key=lambda c: (c.startswith("native"), c))
         if not cases:
             continue
         fig, ax = plt.subplots(figsize=(12, 4.5))

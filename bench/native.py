@@ -8,6 +8,7 @@ Every sub-command prints one JSON object on stdout; bench/run.sh stores it as is
   e2e           produce at a fixed rate and time each record until a consumer sees it
   first-produce time from "now" (the broker was just launched) to the first acknowledged record
   tcp-ceiling   copy bytes over a loopback TCP socket, MB/s
+  evict         drop a directory's files from the page cache (for cold-cache reads, without root)
 
 Used instead of Kafka's ConsumerPerformance and EndToEndLatency because both need a group
 coordinator (ConsumerPerformance subscribes; EndToEndLatency calls commitSync), and Freshet has
@@ -16,6 +17,7 @@ no consumer groups yet.
 import argparse
 import json
 import socket
+import statistics
 import struct
 import sys
 import threading
@@ -52,6 +54,42 @@ def admin_create(args):
             return
         time.sleep(0.05)
     sys.exit(f"topics not visible after 30 s: {sorted(wanted - ready)}")
+
+
+def produce(args):
+    """As fast as librdkafka goes: N records of args.size random-ish bytes, round-robin over the
+    partitions (explicit partition, so no partitioner cost in Python), timed until the last ack."""
+    import os
+
+    p = Producer({"bootstrap.servers": args.bootstrap, "acks": args.acks, "compression.type": args.compression,
+                  "linger.ms": 5, "batch.size": 1048576, "queue.buffering.max.messages": 1000000,
+                  "queue.buffering.max.kbytes": 1048576, "enable.idempotence": False, "log_level": 2})
+    # A payload that compresses like ProducerPerformance's (random letters), built once.
+    alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    raw = os.urandom(args.size)
+    payload = bytes(alphabet[b % 26] for b in raw)
+    failed = [0]
+
+    def on_delivery(err, _msg):
+        if err is not None:
+            failed[0] += 1
+
+    t0 = time.perf_counter()
+    for i in range(args.records):
+        while True:
+            try:
+                p.produce(args.topic, payload, partition=i % args.partitions, on_delivery=on_delivery)
+                break
+            except BufferError:
+                p.poll(0.001)
+        if i % 1000 == 0:
+            p.poll(0)
+    p.flush(120)
+    secs = time.perf_counter() - t0
+    if failed[0]:
+        sys.exit(f"produce: {failed[0]} records failed")
+    emit({"records": args.records, "secs": secs, "records_per_s": args.records / secs,
+          "mb_per_s": args.records * args.size / secs / 1e6})
 
 
 def consumer_conf(bootstrap, **extra):
@@ -224,12 +262,68 @@ def tcp_ceiling(args):
     emit({"bytes": received[0], "secs": secs, "mb_per_s": received[0] / secs / 1e6})
 
 
+def many_partitions(args):
+    """Creates one topic with args.partitions partitions, times it until the metadata shows every
+    partition with a leader, then times Metadata requests for that topic."""
+    admin = AdminClient({"bootstrap.servers": args.bootstrap, "log_level": 2})
+    t0 = time.perf_counter()
+    admin.create_topics([NewTopic(args.topic, num_partitions=args.partitions, replication_factor=1)],
+                        operation_timeout=600)[args.topic].result(timeout=900)
+    deadline = time.time() + 900
+    while True:
+        t = admin.list_topics(topic=args.topic, timeout=60).topics.get(args.topic)
+        if t is not None and t.error is None and len(t.partitions) == args.partitions and all(
+                p.leader >= 0 for p in t.partitions.values()):
+            break
+        if time.time() > deadline:
+            sys.exit("many-partitions: topic not complete after 900 s")
+        time.sleep(0.1)
+    create_s = time.perf_counter() - t0
+    times = []
+    for _ in range(args.metadata_requests):
+        t1 = time.perf_counter()
+        admin.list_topics(topic=args.topic, timeout=60)
+        times.append((time.perf_counter() - t1) * 1000)
+    emit({"create_s": create_s, "metadata_ms_median": statistics.median(times), "metadata_ms_max": max(times)})
+
+
+def evict(args):
+    """fdatasync then POSIX_FADV_DONTNEED every file: clean, unmapped pages leave the page cache,
+    the same effect as drop_caches for these files only (no root, other processes unaffected)."""
+    import os
+
+    files = total = 0
+    for dirpath, _, names in os.walk(args.dir):
+        for name in names:
+            path = os.path.join(dirpath, name)
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except OSError:
+                continue
+            try:
+                os.fdatasync(fd)
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+                files += 1
+                total += os.fstat(fd).st_size
+            finally:
+                os.close(fd)
+    emit({"files": files, "bytes": total})
+
+
 def main():
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="cmd", required=True)
     a = sub.add_parser("admin-create")
     a.add_argument("--bootstrap", required=True)
     a.add_argument("topics", nargs="+")
+    pr = sub.add_parser("produce")
+    pr.add_argument("--bootstrap", required=True)
+    pr.add_argument("--topic", required=True)
+    pr.add_argument("--partitions", type=int, required=True)
+    pr.add_argument("--records", type=int, required=True)
+    pr.add_argument("--size", type=int, required=True)
+    pr.add_argument("--acks", default="all")
+    pr.add_argument("--compression", default="none")
     c = sub.add_parser("consume")
     c.add_argument("--bootstrap", required=True)
     c.add_argument("--topic", required=True)
@@ -251,9 +345,17 @@ def main():
     f.add_argument("--timeout-s", type=int, default=60)
     t = sub.add_parser("tcp-ceiling")
     t.add_argument("--mib", type=int, default=1024)
+    m = sub.add_parser("many-partitions")
+    m.add_argument("--bootstrap", required=True)
+    m.add_argument("--topic", default="many")
+    m.add_argument("--partitions", type=int, default=10000)
+    m.add_argument("--metadata-requests", type=int, default=9)
+    v = sub.add_parser("evict")
+    v.add_argument("dir")
     args = ap.parse_args()
-    {"admin-create": admin_create, "consume": consume, "e2e": e2e,
-     "first-produce": first_produce, "tcp-ceiling": tcp_ceiling}[args.cmd](args)
+    {"admin-create": admin_create, "produce": produce, "consume": consume, "e2e": e2e,
+     "first-produce": first_produce, "tcp-ceiling": tcp_ceiling,
+     "evict": evict, "many-partitions": many_partitions}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@
 #
 # --quick     1 round, small record counts: a smoke run of a few minutes
 # --rounds N  rounds (default 3); each round runs Freshet and Kafka in turn, alternating who goes first
-# --only      a subset of the workloads (default all)
+# --only      a subset of the workloads (default produce,consume,e2e,startup; add partitions10k
+#             for the 10,000-partition topic, which is opt-in because Kafka takes minutes on it)
 #
 # Writes bench/results/<UTC date>[-quick].md and its PNG charts; raw figures and logs go to
 # bench/results/raw/<stamp>/ (gitignored). See docs/bench.md for what each row means.
@@ -45,9 +46,11 @@ I64_MAX=9223372036854775807
 
 if [[ $QUICK == 1 ]]; then
   RECORDS_1K=30000; RECORDS_100B=150000; E2E_SECONDS=5; DD_MIB=256; TCP_MIB=512
+  NATIVE_1K=50000; NATIVE_100B=200000
   E2E_RATE=${BENCH_E2E_RATE:-5000}
 else
   RECORDS_1K=200000; RECORDS_100B=1000000; E2E_SECONDS=20; DD_MIB=1024; TCP_MIB=2048
+  NATIVE_1K=500000; NATIVE_100B=2000000
   E2E_RATE=${BENCH_E2E_RATE:-20000}
 fi
 SIZES=(1024 100)
@@ -170,6 +173,7 @@ create_topics() {
   for s in "${SIZES[@]}"; do for p in "${PARTITIONS[@]}"; do for a in "${ACKS[@]}"; do for c in "${CODECS[@]}"; do
     specs+=("$(topic_name "$s" "$p" "$a" "$c"):$p$suffix")
   done; done; done; done
+  for s in "${SIZES[@]}"; do for p in "${PARTITIONS[@]}"; do specs+=("n-${s}B-p$p:$p$suffix"); done; done
   specs+=("e2e:1$suffix" "startup:1$suffix")
   taskset -c "$LOAD_CPUS" "$PY" "$BENCH/native.py" admin-create --bootstrap "$BOOT" "${specs[@]}" >/dev/null
 }
@@ -205,6 +209,26 @@ produce_case() {
   INGESTED_BYTES=$(( INGESTED_BYTES + n * s ))
 }
 
+# The native generator (librdkafka): acks=all, no compression, linger.ms=5, as fast as it goes.
+native_produce_case() {
+  local round=$1 broker=$2 mode=$3 s=$4 p=$5 n out
+  n=$([[ $s == 1024 ]] && echo "$NATIVE_1K" || echo "$NATIVE_100B")
+  local case_name="native ${s}B p$p acks=all none"
+  if ! out=$(taskset -c "$LOAD_CPUS" "$PY" "$BENCH/native.py" produce --bootstrap "$BOOT" --topic "n-${s}B-p$p" \
+      --partitions "$p" --records "$n" --size "$s" --acks all 2>>"$RAW/native.err"); then
+    log "  FAILED $case_name on $broker"
+    record "$round" "$broker" "$mode" produce "$case_name" mb_per_s null MB/s higher
+    return
+  fi
+  local mbps rps
+  mbps=$("$PY" -c 'import json,sys; print("%.2f" % json.load(sys.stdin)["mb_per_s"])' <<<"$out")
+  rps=$("$PY" -c 'import json,sys; print("%.0f" % json.load(sys.stdin)["records_per_s"])' <<<"$out")
+  record "$round" "$broker" "$mode" produce "$case_name" mb_per_s "$mbps" MB/s higher
+  record "$round" "$broker" "$mode" produce "$case_name" records_per_s "$rps" records/s higher
+  log "  produce $case_name: $mbps MB/s, $rps rec/s"
+  INGESTED_BYTES=$(( INGESTED_BYTES + n * s ))
+}
+
 produce_all() {
   local round=$1 broker=$2 mode=$3 s p a c
   INGESTED_BYTES=0
@@ -212,6 +236,9 @@ produce_all() {
   for s in "${SIZES[@]}"; do for p in "${PARTITIONS[@]}"; do for a in "${ACKS[@]}"; do for c in "${CODECS[@]}"; do
     produce_case "$round" "$broker" "$mode" "$s" "$p" "$a" "$c"
   done; done; done; done
+  for s in "${SIZES[@]}"; do for p in "${PARTITIONS[@]}"; do
+    native_produce_case "$round" "$broker" "$mode" "$s" "$p"
+  done; done
   local ticks1; ticks1=$(cpu_ticks "$BROKER_PID")
   if (( INGESTED_BYTES > 0 )); then
     local cpu_per_gb
@@ -224,22 +251,22 @@ produce_all() {
 }
 
 consume_case() {
-  local round=$1 broker=$2 mode=$3 s=$4 p=$5
+  local round=$1 broker=$2 mode=$3 s=$4 p=$5 cache=$6
   local topic n out
   topic=$(topic_name "$s" "$p" 1 none)
   n=$(records_for "$s")
   if ! out=$(taskset -c "$LOAD_CPUS" "$PY" "$BENCH/native.py" consume --bootstrap "$BOOT" --topic "$topic" \
       --partitions "$p" --records "$n" 2>>"$RAW/native.err"); then
-    log "  FAILED consume ${s}B p$p on $broker"
-    record "$round" "$broker" "$mode" consume "${s}B p$p page cache" mb_per_s null MB/s higher
+    log "  FAILED consume ${s}B p$p ($cache) on $broker"
+    record "$round" "$broker" "$mode" consume "${s}B p$p $cache" mb_per_s null MB/s higher
     return
   fi
   local mbps rps
   mbps=$("$PY" -c 'import json,sys; print("%.2f" % json.load(sys.stdin)["mb_per_s"])' <<<"$out")
   rps=$("$PY" -c 'import json,sys; print("%.0f" % json.load(sys.stdin)["records_per_s"])' <<<"$out")
-  record "$round" "$broker" "$mode" consume "${s}B p$p page cache" mb_per_s "$mbps" MB/s higher
-  record "$round" "$broker" "$mode" consume "${s}B p$p page cache" records_per_s "$rps" records/s higher
-  log "  consume ${s}B p$p: $mbps MB/s, $rps rec/s"
+  record "$round" "$broker" "$mode" consume "${s}B p$p $cache" mb_per_s "$mbps" MB/s higher
+  record "$round" "$broker" "$mode" consume "${s}B p$p $cache" records_per_s "$rps" records/s higher
+  log "  consume ${s}B p$p ($cache): $mbps MB/s, $rps rec/s"
 }
 
 e2e_case() {
@@ -276,7 +303,7 @@ startup_case() {
   else
     local ms
     ms=$("$PY" -c 'import json,sys; print("%.1f" % json.load(sys.stdin)["startup_to_first_produce_ms"])' <<<"$out")
-    record "$round" "$broker" "$mode" startup "restart to first acked produce" startup_ms "$ms" ms lower
+    record "$round" "$broker" "$mode" startup "restart, cold cache, to first acked produce" startup_ms "$ms" ms lower
     log "  startup to first produce: $ms ms"
   fi
   # kafka.sh start returns once the broker serves; wait for it so that its pid file exists.
@@ -286,7 +313,10 @@ startup_case() {
   else
     BROKER_PID=$("$PY" -c 'import json,sys; print(json.load(sys.stdin)["pid"])' <<<"$out" 2>/dev/null || pgrep -f -- "--data-dir $dir/data" | head -1)
   fi
-  stop_broker "$broker" "$dir"
+}
+
+evict_cache() {
+  "$PY" "$BENCH/native.py" evict "$1" >>"$RAW/evict.log"
 }
 
 one_broker() {
@@ -302,13 +332,68 @@ one_broker() {
   create_topics "$broker" "$mode"
   wants produce && produce_all "$round" "$broker" "$mode"
   if wants consume && [[ $mode == nofsync ]] && wants produce; then
-    consume_case "$round" "$broker" "$mode" 1024 8
-    consume_case "$round" "$broker" "$mode" 100 1
+    consume_case "$round" "$broker" "$mode" 1024 8 "page cache"
+    consume_case "$round" "$broker" "$mode" 100 1 "page cache"
   fi
   wants e2e && e2e_case "$round" "$broker" "$mode"
   stop_broker "$broker" "$dir"
-  if wants startup && [[ $mode == nofsync ]]; then startup_case "$round" "$broker" "$mode" "$dir"; fi
+  # Restart on the round's data with its files out of the page cache: a cold start-up, then
+  # cold reads (the files are evicted again after start-up read what it needed).
+  if [[ $mode == nofsync ]] && { wants startup || { wants consume && wants produce; }; }; then
+    evict_cache "$dir"
+    startup_case "$round" "$broker" "$mode" "$dir"
+    if wants consume && wants produce; then
+      evict_cache "$dir"
+      consume_case "$round" "$broker" "$mode" 1024 8 "cold cache"
+      consume_case "$round" "$broker" "$mode" 100 1 "cold cache"
+    fi
+    stop_broker "$broker" "$dir"
+  fi
   du -sh "$dir" >>"$RAW/disk-usage.txt" 2>/dev/null || true
+  rm -rf "$dir"
+}
+
+# One topic of 10,000 partitions on a fresh broker: creation until every partition has a leader,
+# Metadata request time, memory, then a restart timed to the first produce into partition 0.
+partitions10k() {
+  local round=$1 broker=$2 mode=nofsync dir=$DATA/r$round-10k-$broker out
+  rm -rf "$dir"; mkdir -p "$dir"
+  log "round $round: $broker (10,000 partitions)"
+  start_broker "$broker" "$mode" "$dir"
+  if out=$(taskset -c "$LOAD_CPUS" "$PY" "$BENCH/native.py" many-partitions --bootstrap "$BOOT" --topic many \
+      --partitions 10000 2>>"$RAW/native.err"); then
+    local k
+    for k in create_s metadata_ms_median; do
+      record "$round" "$broker" "$mode" partitions10k "1 topic x 10,000 partitions" "$k" \
+        "$("$PY" -c "import json,sys; print('%.3f' % json.load(sys.stdin)['$k'])" <<<"$out")" \
+        "$([[ $k == create_s ]] && echo s || echo ms)" lower
+    done
+    record "$round" "$broker" "$mode" partitions10k "1 topic x 10,000 partitions" rss_mib "$(( $(status_kib "$BROKER_PID" VmRSS) / 1024 ))" MiB lower
+    log "  10k partitions: $out"
+    stop_broker "$broker" "$dir"
+    local launch
+    case $broker in
+      freshet) launch="exec taskset -c $BROKER_CPUS $FRESHET serve --data-dir $dir/data --listen $BOOT" ;;
+      kafka) launch="taskset -c $BROKER_CPUS $ROOT/tools/kafka.sh start $dir $PORT" ;;
+    esac
+    rm -f "$dir/startup_ms"
+    if out=$(taskset -c "$LOAD_CPUS" "$PY" "$BENCH/native.py" first-produce --bootstrap "$BOOT" --topic many \
+        --launch "$launch" --log "$dir/restart.log" --timeout-s 600 2>>"$RAW/native.err"); then
+      record "$round" "$broker" "$mode" partitions10k "1 topic x 10,000 partitions" restart_to_first_produce_ms \
+        "$("$PY" -c 'import json,sys; print("%.1f" % json.load(sys.stdin)["startup_to_first_produce_ms"])' <<<"$out")" ms lower
+    else
+      log "  FAILED 10k restart on $broker"
+    fi
+    if [[ $broker == kafka ]]; then
+      for _ in $(seq 1 6000); do [[ -s $dir/startup_ms && -f $dir/pid ]] && break; sleep 0.1; done
+      BROKER_PID=$(cat "$dir/pid")
+    else
+      BROKER_PID=$("$PY" -c 'import json,sys; print(json.load(sys.stdin)["pid"])' <<<"$out" 2>/dev/null || pgrep -f -- "--data-dir $dir/data" | head -1)
+    fi
+  else
+    log "  FAILED 10k partitions on $broker"
+  fi
+  stop_broker "$broker" "$dir"
   rm -rf "$dir"
 }
 
@@ -324,6 +409,9 @@ main() {
     for mode in "${MODES[@]}"; do
       for broker in "${order[@]}"; do one_broker "$round" "$broker" "$mode"; done
     done
+    if wants partitions10k; then
+      for broker in "${order[@]}"; do partitions10k "$round" "$broker"; done
+    fi
   done
   ceilings "$(( ROUNDS + 1 ))"
   echo "loadavg_end=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$RAW/machine.txt"
