@@ -307,7 +307,11 @@ impl GroupCoordinator {
         member_id: String,
         out: &mut Vec<Output>,
     ) {
-        let member = Self::new_member(ctx, request, member_id.clone(), now_ms);
+        let mut member = Self::new_member(ctx, request, member_id.clone(), now_ms);
+        member.join = Some(Parked {
+            handle: ctx.handle,
+            api_version: ctx.api_version,
+        });
         let group = self.group_mut(&request.group_id);
         group.pending_members.remove(&member_id);
         if let Some(instance) = &request.group_instance_id {

@@ -1,0 +1,508 @@
+//! Exact-output tests of the classic group state machine; time is an input.
+
+mod common;
+
+use common::*;
+use freshet_group::codes;
+use freshet_group::records;
+use freshet_group::{GroupConfig, GroupCoordinator, GroupState, Output};
+use freshet_protocol::internal_records::group_metadata_value::MemberMetadata;
+use freshet_protocol::internal_records::GroupMetadataValue;
+use freshet_protocol::messages::leave_group_request::MemberIdentity;
+use freshet_protocol::messages::leave_group_response::{LeaveGroupResponse, MemberResponse};
+use freshet_protocol::messages::{JoinGroupResponse, LeaveGroupRequest};
+
+fn member_record(id: &str, assignment: &'static [u8]) -> MemberMetadata {
+    MemberMetadata {
+        member_id: id.to_string(),
+        group_instance_id: None,
+        client_id: "c".to_string(),
+        client_host: "/127.0.0.1".to_string(),
+        rebalance_timeout: REBALANCE_MS,
+        session_timeout: SESSION_MS,
+        subscription: bytes::Bytes::from_static(b"m"),
+        assignment: bytes::Bytes::from_static(assignment),
+        unknown_tagged_fields: Vec::new(),
+    }
+}
+
+fn group_persist(
+    generation: i32,
+    leader: Option<&str>,
+    at_ms: i64,
+    members: Vec<MemberMetadata>,
+) -> Output {
+    let value = GroupMetadataValue {
+        protocol_type: "consumer".to_string(),
+        generation,
+        protocol: leader.map(|_| "range".to_string()),
+        leader: leader.map(str::to_string),
+        current_state_timestamp: at_ms,
+        members,
+        unknown_tagged_fields: Vec::new(),
+    };
+    Output::Persist {
+        group_id: GROUP.to_string(),
+        records: vec![freshet_group::Record {
+            key: records::group_key(GROUP),
+            value: Some(records::group_value(&value)),
+        }],
+    }
+}
+
+#[test]
+fn join_of_one_member_with_kip394_then_leader_sync() {
+    let mut c = coordinator();
+    let id = generated_id(1);
+    // v4+: the first join without an id is answered MEMBER_ID_REQUIRED with a fresh id,
+    // remembered for one session timeout.
+    let out = c.handle_join(100, &ctx(1, 5), &range_join(""));
+    assert_eq!(
+        out,
+        vec![
+            respond(1, join_error(&id, codes::MEMBER_ID_REQUIRED)),
+            Output::ScheduleTimer {
+                at_ms: 100 + i64::from(SESSION_MS)
+            },
+        ]
+    );
+    assert_eq!(c.group(GROUP).unwrap().state, GroupState::Empty);
+    // Rejoining with it completes generation 1 at once (everybody is in, no initial delay).
+    let out = c.handle_join(200, &ctx(2, 5), &range_join(&id));
+    assert_eq!(
+        out,
+        vec![
+            respond(2, join_ok(1, &id, &id, &[&id])),
+            // The pending-sync timer: the rebalance timeout from now.
+            Output::ScheduleTimer {
+                at_ms: 200 + i64::from(SESSION_MS)
+            },
+        ]
+    );
+    assert_eq!(
+        c.group(GROUP).unwrap().state,
+        GroupState::CompletingRebalance
+    );
+    let out = c.handle_sync(300, &ctx(3, 5), &sync(&id, 1, &[(&id, b"assign")]));
+    assert_eq!(
+        out,
+        vec![
+            group_persist(1, Some(&id), 300, vec![member_record(&id, b"assign")]),
+            respond(3, sync_ok(b"assign")),
+            Output::ScheduleTimer {
+                at_ms: 300 + i64::from(SESSION_MS)
+            },
+        ]
+    );
+    assert_eq!(c.group(GROUP).unwrap().state, GroupState::Stable);
+    c.assert_invariants();
+}
+
+#[test]
+fn pending_member_id_is_forgotten_after_session_timeout() {
+    let mut c = coordinator();
+    let id = generated_id(1);
+    c.handle_join(0, &ctx(1, 5), &range_join(""));
+    let out = c.tick(i64::from(SESSION_MS));
+    assert!(out.is_empty(), "{out:?}");
+    // The id is no longer known: the group exists (Empty) but the member does not.
+    let out = c.handle_join(i64::from(SESSION_MS), &ctx(2, 5), &range_join(&id));
+    assert_eq!(
+        responses(&out),
+        vec![respond(2, join_error(&id, codes::UNKNOWN_MEMBER_ID))]
+    );
+}
+
+#[test]
+fn two_members_follower_sync_waits_for_leader() {
+    let mut c = coordinator();
+    let a = generated_id(1);
+    let b = generated_id(2);
+    c.handle_join(0, &ctx(1, 3), &range_join(""));
+    c.handle_sync(0, &ctx(2, 3), &sync(&a, 1, &[(&a, b"a1")]));
+    // b joins: the group prepares a rebalance and waits for a.
+    let out = c.handle_join(10, &ctx(3, 3), &range_join(""));
+    assert_eq!(responses(&out), vec![]);
+    assert_eq!(
+        c.group(GROUP).unwrap().state,
+        GroupState::PreparingRebalance
+    );
+    assert_eq!(
+        heartbeat_code(&mut c, 20, &a, 1),
+        codes::REBALANCE_IN_PROGRESS
+    );
+    // a rejoins: generation 2; a stays leader and alone sees the member list.
+    let out = c.handle_join(30, &ctx(4, 3), &range_join(&a));
+    assert_eq!(
+        responses(&out),
+        vec![
+            respond(4, join_ok(2, &a, &a, &[&a, &b])),
+            respond(3, join_ok(2, &a, &b, &[]))
+        ]
+    );
+    // The follower's sync is parked until the leader's arrives.
+    let out = c.handle_sync(40, &ctx(5, 3), &sync(&b, 2, &[]));
+    assert_eq!(responses(&out), vec![]);
+    assert_eq!(heartbeat_code(&mut c, 45, &b, 2), codes::NONE);
+    let out = c.handle_sync(50, &ctx(6, 3), &sync(&a, 2, &[(&a, b"A"), (&b, b"B")]));
+    assert_eq!(
+        out,
+        vec![
+            group_persist(
+                2,
+                Some(&a),
+                50,
+                vec![member_record(&a, b"A"), member_record(&b, b"B")]
+            ),
+            respond(6, sync_ok(b"A")),
+            respond(5, sync_ok(b"B")),
+            // b's heartbeat at 45 is the oldest sign of life.
+            Output::ScheduleTimer {
+                at_ms: 45 + i64::from(SESSION_MS)
+            },
+        ]
+    );
+    assert_eq!(c.group(GROUP).unwrap().state, GroupState::Stable);
+    c.assert_invariants();
+}
+
+#[test]
+fn initial_rebalance_delay_waits_and_extends_per_new_member() {
+    let config = GroupConfig {
+        initial_rebalance_delay_ms: 3_000,
+        ..config()
+    };
+    let mut c = GroupCoordinator::new(config);
+    let a = generated_id(1);
+    let b = generated_id(2);
+    let out = c.handle_join(0, &ctx(1, 3), &range_join(""));
+    assert_eq!(out, vec![Output::ScheduleTimer { at_ms: 3_000 }]);
+    let out = c.handle_join(1_000, &ctx(2, 3), &range_join(""));
+    assert_eq!(out, vec![]);
+    // A member joined during the delay: it is re-armed for another delay.
+    let out = c.tick(3_000);
+    assert_eq!(out, vec![Output::ScheduleTimer { at_ms: 6_000 }]);
+    let out = c.tick(6_000);
+    assert_eq!(
+        out,
+        vec![
+            respond(1, join_ok(1, &a, &a, &[&a, &b])),
+            respond(2, join_ok(1, &a, &b, &[])),
+            Output::ScheduleTimer {
+                at_ms: 6_000 + i64::from(SESSION_MS)
+            },
+        ]
+    );
+}
+
+#[test]
+fn heartbeat_error_codes_per_state() {
+    let (mut c, a, b) = stable_pair();
+    assert_eq!(heartbeat_code(&mut c, 1, &a, 2), codes::NONE);
+    assert_eq!(heartbeat_code(&mut c, 1, &a, 1), codes::ILLEGAL_GENERATION);
+    assert_eq!(
+        heartbeat_code(&mut c, 1, "nobody", 2),
+        codes::UNKNOWN_MEMBER_ID
+    );
+    let out = c.handle_heartbeat(1, &ctx(0, 4), &heartbeat("x", 0).clone_with_group("other"));
+    assert_eq!(
+        responses(&out),
+        vec![heartbeat_error(codes::UNKNOWN_MEMBER_ID)]
+    );
+    // A changed subscription from b starts a rebalance.
+    c.handle_join(2, &ctx(9, 3), &join(&b, &[("range", b"new")]));
+    assert_eq!(
+        c.group(GROUP).unwrap().state,
+        GroupState::PreparingRebalance
+    );
+    assert_eq!(
+        heartbeat_code(&mut c, 3, &a, 2),
+        codes::REBALANCE_IN_PROGRESS
+    );
+    let out = c.handle_sync(3, &ctx(10, 3), &sync(&a, 2, &[]));
+    assert_eq!(
+        responses(&out),
+        vec![respond(10, sync_error(codes::REBALANCE_IN_PROGRESS))]
+    );
+}
+
+trait WithGroup {
+    fn clone_with_group(&self, group: &str) -> Self;
+}
+
+impl WithGroup for freshet_protocol::messages::HeartbeatRequest {
+    fn clone_with_group(&self, group: &str) -> Self {
+        Self {
+            group_id: group.to_string(),
+            ..self.clone()
+        }
+    }
+}
+
+#[test]
+fn session_expiry_removes_member_and_rebalances() {
+    let (mut c, a, b) = stable_pair();
+    let session = i64::from(SESSION_MS);
+    assert_eq!(heartbeat_code(&mut c, 5_000, &a, 2), codes::NONE);
+    // b's last sign of life was its SyncGroup at 0: it expires at the session timeout.
+    let out = c.tick(session);
+    assert_eq!(
+        out,
+        vec![Output::ScheduleTimer {
+            at_ms: 5_000 + session
+        }]
+    );
+    let group = c.group(GROUP).unwrap();
+    assert_eq!(group.state, GroupState::PreparingRebalance);
+    assert!(!group.members.contains_key(&b));
+    // a learns of the rebalance by heartbeat and rejoins: alone, it completes at once.
+    assert_eq!(
+        heartbeat_code(&mut c, session + 1, &a, 2),
+        codes::REBALANCE_IN_PROGRESS
+    );
+    let out = c.handle_join(session + 2, &ctx(20, 3), &range_join(&a));
+    assert_eq!(
+        responses(&out),
+        vec![respond(20, join_ok(3, &a, &a, &[&a]))]
+    );
+    assert_eq!(
+        heartbeat_code(&mut c, session + 3, &b, 3),
+        codes::UNKNOWN_MEMBER_ID
+    );
+}
+
+#[test]
+fn rebalance_timeout_drops_members_that_did_not_rejoin() {
+    let (mut c, a, b) = stable_pair();
+    let out = c.handle_join(1_000, &ctx(20, 3), &join(&a, &[("range", b"changed")]));
+    assert_eq!(out, vec![]);
+    // b keeps heartbeating but never rejoins.
+    for t in [5_000, 9_000, 13_000, 17_000] {
+        assert_eq!(
+            heartbeat_code(&mut c, t, &b, 2),
+            codes::REBALANCE_IN_PROGRESS
+        );
+    }
+    let deadline = 1_000 + i64::from(REBALANCE_MS);
+    let out = c.tick(deadline);
+    let mut expected = join_ok(3, &a, &a, &[&a]);
+    expected.members[0].metadata = bytes::Bytes::from_static(b"changed");
+    assert_eq!(responses(&out), vec![respond(20, expected)]);
+    assert_eq!(
+        heartbeat_code(&mut c, deadline + 1, &b, 2),
+        codes::UNKNOWN_MEMBER_ID
+    );
+}
+
+#[test]
+fn pending_sync_timeout_removes_members_that_never_synced() {
+    let mut c = coordinator();
+    let a = generated_id(1);
+    c.handle_join(0, &ctx(1, 3), &range_join(""));
+    // Neither sync nor heartbeat: after the rebalance timeout the member is removed,
+    // the group runs an empty generation and says so on disk.
+    let out = c.tick(i64::from(REBALANCE_MS));
+    assert_eq!(
+        out,
+        vec![group_persist(2, None, i64::from(REBALANCE_MS), vec![])]
+    );
+    assert_eq!(c.group(GROUP).unwrap().state, GroupState::Empty);
+    assert_eq!(heartbeat_code(&mut c, 1, &a, 1), codes::UNKNOWN_MEMBER_ID);
+}
+
+#[test]
+fn static_member_rejoin_replaces_id_without_rebalance() {
+    let mut c = coordinator();
+    let old = generated_id(1);
+    let new = generated_id(2);
+    c.handle_join(0, &ctx(1, 5), &static_join("", "i-1"));
+    c.handle_sync(0, &ctx(2, 5), &sync(&old, 1, &[(&old, b"p0")]));
+    // The restarted client knows only its instance id.
+    let out = c.handle_join(100, &ctx(3, 9), &static_join("", "i-1"));
+    let group = c.group(GROUP).unwrap();
+    assert_eq!(group.state, GroupState::Stable);
+    assert_eq!(group.generation, 1);
+    assert_eq!(group.members[&new].assignment.as_ref(), b"p0");
+    let mut expected = join_ok(1, &new, &new, &[&new]);
+    expected.skip_assignment = true;
+    expected.members[0].group_instance_id = Some("i-1".to_string());
+    assert_eq!(responses(&out), vec![respond(3, expected)]);
+    assert!(out.iter().any(|o| matches!(o, Output::Persist { .. })));
+    // The old incarnation is fenced.
+    let mut hb = heartbeat(&old, 1);
+    hb.group_instance_id = Some("i-1".to_string());
+    let out = c.handle_heartbeat(101, &ctx(0, 4), &hb);
+    assert_eq!(
+        responses(&out),
+        vec![heartbeat_error(codes::FENCED_INSTANCE_ID)]
+    );
+    let out = c.handle_sync(102, &ctx(4, 5), &sync(&new, 1, &[]));
+    assert_eq!(responses(&out), vec![respond(4, sync_ok(b"p0"))]);
+}
+
+#[test]
+fn static_member_rejoin_with_new_protocols_rebalances() {
+    let mut c = coordinator();
+    let old = generated_id(1);
+    c.handle_join(0, &ctx(1, 5), &static_join("", "i-1"));
+    c.handle_sync(0, &ctx(2, 5), &sync(&old, 1, &[(&old, b"p0")]));
+    let mut request = static_join("", "i-1");
+    request.protocols[0].metadata = bytes::Bytes::from_static(b"m2");
+    let out = c.handle_join(100, &ctx(3, 5), &request);
+    let new = generated_id(2);
+    let mut expected = join_ok(2, &new, &new, &[&new]);
+    expected.members[0].group_instance_id = Some("i-1".to_string());
+    expected.members[0].metadata = bytes::Bytes::from_static(b"m2");
+    assert_eq!(responses(&out), vec![respond(3, expected)]);
+}
+
+#[test]
+fn leave_batched_v3_and_single_v0() {
+    let (mut c, a, b) = stable_pair();
+    let request = LeaveGroupRequest {
+        group_id: GROUP.to_string(),
+        members: vec![
+            MemberIdentity {
+                member_id: b.clone(),
+                ..Default::default()
+            },
+            MemberIdentity {
+                member_id: "ghost".to_string(),
+                ..Default::default()
+            },
+        ],
+        ..Default::default()
+    };
+    let out = c.handle_leave(10, &ctx(7, 3), &request);
+    let expected = LeaveGroupResponse {
+        members: vec![
+            MemberResponse {
+                member_id: b.clone(),
+                group_instance_id: None,
+                error_code: codes::NONE,
+                ..Default::default()
+            },
+            MemberResponse {
+                member_id: "ghost".to_string(),
+                group_instance_id: None,
+                error_code: codes::UNKNOWN_MEMBER_ID,
+                ..Default::default()
+            },
+        ],
+        ..Default::default()
+    };
+    assert_eq!(responses(&out), vec![respond(7, expected)]);
+    assert_eq!(
+        c.group(GROUP).unwrap().state,
+        GroupState::PreparingRebalance
+    );
+    // The last member leaves with v0: the group becomes Empty with a new generation.
+    let request = LeaveGroupRequest {
+        group_id: GROUP.to_string(),
+        member_id: a.clone(),
+        ..Default::default()
+    };
+    let out = c.handle_leave(20, &ctx(8, 0), &request);
+    assert_eq!(
+        out,
+        vec![
+            group_persist(3, None, 20, vec![]),
+            respond(8, LeaveGroupResponse::default())
+        ]
+    );
+    assert_eq!(c.group(GROUP).unwrap().state, GroupState::Empty);
+}
+
+#[test]
+fn join_validation_errors() {
+    let mut c = coordinator();
+    let mut bad = range_join("");
+    bad.session_timeout_ms = 1;
+    let out = c.handle_join(0, &ctx(1, 5), &bad);
+    assert_eq!(
+        out,
+        vec![respond(1, join_error("", codes::INVALID_SESSION_TIMEOUT))]
+    );
+    let mut bad = range_join("");
+    bad.group_id = String::new();
+    let out = c.handle_join(0, &ctx(2, 5), &bad);
+    assert_eq!(
+        out,
+        vec![respond(2, join_error("", codes::INVALID_GROUP_ID))]
+    );
+    let out = c.handle_join(0, &ctx(3, 5), &range_join("who"));
+    assert_eq!(
+        out,
+        vec![respond(3, join_error("who", codes::UNKNOWN_MEMBER_ID))]
+    );
+    let (mut c, _, _) = stable_pair();
+    let out = c.handle_join(0, &ctx(4, 3), &join("", &[("roundrobin", b"m")]));
+    assert_eq!(
+        out,
+        vec![respond(
+            4,
+            join_error("", codes::INCONSISTENT_GROUP_PROTOCOL)
+        )]
+    );
+}
+
+#[test]
+fn protocol_selection_takes_the_most_votes_among_common_protocols() {
+    let mut c = coordinator();
+    let config_ids: Vec<String> = (1..=3).map(generated_id).collect();
+    c.handle_join(
+        0,
+        &ctx(1, 3),
+        &join("", &[("sticky", b"s"), ("range", b"r")]),
+    );
+    let leader = &config_ids[0];
+    c.handle_sync(0, &ctx(2, 3), &sync(leader, 1, &[]));
+    c.handle_join(
+        0,
+        &ctx(3, 3),
+        &join("", &[("range", b"r"), ("sticky", b"s")]),
+    );
+    c.handle_join(
+        0,
+        &ctx(4, 3),
+        &join("", &[("range", b"r"), ("sticky", b"s"), ("other", b"o")]),
+    );
+    let out = c.handle_join(
+        0,
+        &ctx(5, 3),
+        &join(leader, &[("sticky", b"s"), ("range", b"r")]),
+    );
+    let group = c.group(GROUP).unwrap();
+    assert_eq!(group.protocol_name.as_deref(), Some("range"));
+    assert_eq!(responses(&out).len(), 3);
+    let leader_response: Vec<JoinGroupResponse> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Respond {
+                response: freshet_protocol::Response::JoinGroup(r),
+                ..
+            } if !r.members.is_empty() => Some(r.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(leader_response.len(), 1);
+    assert!(leader_response[0]
+        .members
+        .iter()
+        .all(|m| m.metadata.as_ref() == b"r"));
+}
+
+#[test]
+fn partition_for_matches_java_string_hash() {
+    // "hello".hashCode() == 99162322 in Java.
+    assert_eq!(freshet_group::partition_for("hello", 50), 99_162_322 % 50);
+    assert_eq!(freshet_group::partition_for("", 50), 0);
+    for id in [
+        "group-1",
+        "é",
+        "a-very-long-group-name-with-overflowing-hash",
+    ] {
+        let p = freshet_group::partition_for(id, 50);
+        assert!((0..50).contains(&p));
+    }
+}
