@@ -325,11 +325,9 @@ impl GroupCoordinator {
                             OffsetDeleteResponsePartition {
                                 partition_index: p.partition_index,
                                 error_code,
-                                ..Default::default()
                             }
                         })
                         .collect(),
-                    ..Default::default()
                 }
             })
             .collect();

@@ -397,16 +397,15 @@ fn offset_delete_refuses_subscribed_topics_of_a_live_group() {
     let mut other_topic = commit(&a, 1, &[(0, 6)]);
     other_topic.topics[0].name = "u".to_string();
     c.handle_offset_commit(0, &ctx(4, 8), &other_topic);
-    let request = |topic: &str| {
-        OffsetDeleteRequest {
+    use freshet_protocol::messages::offset_delete_request::{
+        OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
+    };
+    let request = |topic: &str| OffsetDeleteRequest {
         group_id: GROUP.to_string(),
-        topics: vec![freshet_protocol::messages::offset_delete_request::OffsetDeleteRequestTopic {
+        topics: vec![OffsetDeleteRequestTopic {
             name: topic.to_string(),
-            partitions: vec![freshet_protocol::messages::offset_delete_request::OffsetDeleteRequestPartition { partition_index: 0, ..Default::default() }],
-            ..Default::default()
+            partitions: vec![OffsetDeleteRequestPartition { partition_index: 0 }],
         }],
-        ..Default::default()
-    }
     };
     let code = |out: &[Output]| match responses(out).as_slice() {
         [Output::Respond {
