@@ -183,7 +183,7 @@ impl GroupCoordinator {
         request: &JoinGroupRequest,
     ) -> Vec<Output> {
         let mut out = Vec::new();
-        let error = self.validate_join(ctx, request);
+        let error = self.validate_join(request);
         if error != codes::NONE {
             respond(&mut out, ctx.handle, join_error(&request.member_id, error));
             return out;
@@ -209,7 +209,7 @@ impl GroupCoordinator {
         out
     }
 
-    fn validate_join(&self, ctx: &RequestContext, request: &JoinGroupRequest) -> i16 {
+    fn validate_join(&self, request: &JoinGroupRequest) -> i16 {
         if self.loading {
             return codes::COORDINATOR_LOAD_IN_PROGRESS;
         }
@@ -232,7 +232,6 @@ impl GroupCoordinator {
         if !compatible {
             return codes::INCONSISTENT_GROUP_PROTOCOL;
         }
-        let _ = ctx;
         codes::NONE
     }
 
@@ -416,11 +415,16 @@ impl GroupCoordinator {
         let new_id = self.generate_member_id(&ctx.client_id);
         let group = self.group_mut(&request.group_id);
         let mut member = group.members.remove(old_id).expect("static member exists");
-        for parked in [member.join.take(), member.sync.take()]
-            .into_iter()
-            .flatten()
-        {
-            fence_parked(out, parked, old_id);
+        // The old incarnation's parked requests learn that they were replaced.
+        if let Some(parked) = member.join.take() {
+            respond(
+                out,
+                parked.handle,
+                join_error(old_id, codes::FENCED_INSTANCE_ID),
+            );
+        }
+        if let Some(parked) = member.sync.take() {
+            respond(out, parked.handle, sync_error(codes::FENCED_INSTANCE_ID));
         }
         let unchanged = same_protocols(&member, request);
         member.member_id = new_id.clone();
@@ -734,7 +738,7 @@ impl GroupCoordinator {
             codes::NONE
         };
         if top_error != codes::NONE {
-            return leave_response(api_version, top_error, Vec::new());
+            return leave_response(top_error, Vec::new());
         }
         let mut results = Vec::new();
         for identity in identities {
@@ -748,9 +752,9 @@ impl GroupCoordinator {
         }
         if api_version < 3 {
             let error = results.first().map_or(codes::NONE, |r| r.error_code);
-            return leave_response(api_version, error, Vec::new());
+            return leave_response(error, Vec::new());
         }
-        leave_response(api_version, codes::NONE, results)
+        leave_response(codes::NONE, results)
     }
 
     fn leave_one(
@@ -957,7 +961,17 @@ impl GroupCoordinator {
 
     fn replay_group(&mut self, group_id: String, value: Option<&Bytes>) -> Result<(), ReplayError> {
         let Some(bytes) = value else {
-            self.groups.remove(&group_id);
+            // The group's metadata is gone; its offsets are separate keys and stay until
+            // their own tombstones.
+            let keep = self
+                .groups
+                .get(&group_id)
+                .is_some_and(|e| !e.offsets.is_empty());
+            if keep {
+                self.entry_or_new(&group_id).group = ClassicGroup::new(&group_id, -1);
+            } else {
+                self.groups.remove(&group_id);
+            }
             return Ok(());
         };
         let value = records::decode_group_value(bytes).map_err(ReplayError::Record)?;
@@ -1015,21 +1029,6 @@ fn same_protocols(member: &Member, request: &JoinGroupRequest) -> bool {
             .iter()
             .zip(&request.protocols)
             .all(|((name, metadata), p)| *name == p.name && *metadata == p.metadata)
-}
-
-fn fence_parked(out: &mut Vec<Output>, parked: Parked, old_id: &str) {
-    // Only one of the two can be parked in any state, but both answer the same error.
-    let _ = old_id;
-    out.push(Output::Respond {
-        handle: parked.handle,
-        response: Response::from(JoinGroupResponse {
-            error_code: codes::FENCED_INSTANCE_ID,
-            generation_id: -1,
-            protocol_name: Some(String::new()),
-            member_id: old_id.to_string(),
-            ..Default::default()
-        }),
-    });
 }
 
 /// Removes a member without moving the group on; its parked requests are answered
@@ -1146,12 +1145,7 @@ fn sync_response(group: &ClassicGroup, assignment: &Bytes) -> SyncGroupResponse 
     }
 }
 
-fn leave_response(
-    api_version: i16,
-    error_code: i16,
-    members: Vec<MemberResponse>,
-) -> LeaveGroupResponse {
-    let _ = api_version;
+fn leave_response(error_code: i16, members: Vec<MemberResponse>) -> LeaveGroupResponse {
     LeaveGroupResponse {
         error_code,
         members,

@@ -352,7 +352,8 @@ impl GroupCoordinator {
                 continue;
             }
             let mut records = expire_group_offsets(group_id, entry, now_ms, retention_ms);
-            if entry.offsets.is_empty() {
+            // A group waiting for a KIP-394 member to come back is not dead yet.
+            if entry.offsets.is_empty() && entry.group.pending_members.is_empty() {
                 records.push(group_tombstone(group_id));
                 dead.push(group_id.clone());
             }

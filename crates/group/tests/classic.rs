@@ -506,3 +506,41 @@ fn partition_for_matches_java_string_hash() {
         assert!((0..50).contains(&p));
     }
 }
+
+#[test]
+fn static_replacement_fences_the_old_parked_join() {
+    let mut c = coordinator();
+    let old = generated_id(1);
+    let b = generated_id(2);
+    let d = generated_id(3);
+    let new = generated_id(4);
+    c.handle_join(0, &ctx(1, 5), &static_join("", "i-1"));
+    c.handle_sync(0, &ctx(2, 5), &sync(&old, 1, &[(&old, b"p0")]));
+    c.handle_join(0, &ctx(3, 3), &range_join(""));
+    c.handle_join(0, &ctx(4, 5), &static_join(&old, "i-1"));
+    c.handle_sync(0, &ctx(5, 3), &sync(&b, 2, &[]));
+    c.handle_sync(0, &ctx(6, 5), &sync(&old, 2, &[(&old, b"o"), (&b, b"b")]));
+    // d joins: a rebalance starts; the static member rejoins and waits for b.
+    c.handle_join(1, &ctx(7, 3), &range_join(""));
+    let out = c.handle_join(2, &ctx(8, 5), &static_join(&old, "i-1"));
+    assert_eq!(responses(&out), vec![]);
+    // Its restarted process joins with the same instance id: the parked join is fenced.
+    let out = c.handle_join(3, &ctx(9, 5), &static_join("", "i-1"));
+    assert_eq!(
+        responses(&out),
+        vec![respond(8, join_error(&old, codes::FENCED_INSTANCE_ID))]
+    );
+    // b rejoins: generation 3 completes with the new incarnation as leader.
+    let out = c.handle_join(4, &ctx(10, 3), &range_join(&b));
+    let mut leader = join_ok(3, &new, &new, &[&b, &d, &new]);
+    leader.members[2].group_instance_id = Some("i-1".to_string());
+    assert_eq!(
+        responses(&out),
+        vec![
+            respond(10, join_ok(3, &new, &b, &[])),
+            respond(7, join_ok(3, &new, &d, &[])),
+            respond(9, leader),
+        ]
+    );
+    c.assert_invariants();
+}
