@@ -148,10 +148,10 @@ impl Connection {
                         timeout_ms: config.connect_timeout_ms,
                     })
                 }
-                Ok(Err(source)) => {
+                Ok(Err(error)) => {
                     return Err(Error::Connect {
                         addr: addr.to_owned(),
-                        source: Arc::new(source),
+                        error: Arc::new(error),
                     })
                 }
                 Ok(Ok(stream)) => stream,

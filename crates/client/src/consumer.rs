@@ -136,8 +136,19 @@ impl Consumer {
         self.positions.keys().cloned().collect()
     }
 
-    /// Every partition of `topic`, from metadata (waiting briefly for a new topic).
+    /// Every partition of `topic`, from metadata. A topic the broker does not know is an
+    /// error at once; one still electing leaders is waited for.
     pub async fn partitions_for(&self, topic: &str) -> Result<Vec<TopicPartition>, Error> {
+        let names = [topic.to_owned()];
+        let response = self.cluster.refresh_metadata(Some(&names), false).await?;
+        if let Some(error) = crate::cluster::topic_error(&response, topic) {
+            if error.code == KafkaCode::UNKNOWN_TOPIC_OR_PARTITION || !error.code.is_retriable() {
+                return Err(Error::Resource {
+                    resource: format!("topic {topic}"),
+                    error,
+                });
+            }
+        }
         let info = self
             .cluster
             .wait_for_topic(

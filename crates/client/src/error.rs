@@ -228,10 +228,10 @@ pub enum Error {
     /// The same, for one named resource (a topic, a partition) of a request about many.
     #[error("{resource}: {error}")]
     Resource { resource: String, error: KafkaError },
-    #[error("cannot connect to {addr}: {source}")]
+    #[error("cannot connect to {addr}: {error}")]
     Connect {
         addr: String,
-        source: Arc<std::io::Error>,
+        error: Arc<std::io::Error>,
     },
     /// The connection broke; requests in flight on it have an unknown outcome.
     #[error("connection to {addr} lost: {reason}")]

@@ -14,9 +14,12 @@ pub mod error;
 pub mod producer;
 pub mod versions;
 
-pub use admin::{Admin, ConfigEntry, NewTopic, TopicDescription};
+/// Keys, values and header values are `Bytes` (re-exported so users need not depend on it).
+pub use bytes::Bytes;
+
+pub use admin::{Admin, AlterConfigOp, ConfigEntry, NewTopic, TopicDescription};
 pub use cluster::{BrokerInfo, ClientConfig, PartitionInfo, TopicInfo};
-pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, OffsetReset};
+pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, OffsetSpec};
 pub use error::{Error, KafkaCode, KafkaError, ProduceError};
 pub use freshet_records::Compression;
 pub use producer::{
