@@ -363,11 +363,11 @@ impl GroupCoordinator {
         let is_leader = group.leader.as_deref() == Some(member_id.as_str());
         match group.state {
             GroupState::CompletingRebalance if unchanged => {
-                let response = join_response(group, &member_id, ctx.api_version, false);
+                let response = join_response(group, &member_id);
                 respond(out, ctx.handle, response);
             }
             GroupState::Stable if unchanged && !is_leader => {
-                let response = join_response(group, &member_id, ctx.api_version, false);
+                let response = join_response(group, &member_id);
                 respond(out, ctx.handle, response);
             }
             _ => self.park_join(now_ms, ctx, request, &member_id, out),
@@ -426,22 +426,23 @@ impl GroupCoordinator {
         if let Some(parked) = member.sync.take() {
             respond(out, parked.handle, sync_error(codes::FENCED_INSTANCE_ID));
         }
-        let unchanged = same_protocols(&member, request);
         member.member_id = new_id.clone();
+        update_member(&mut member, ctx, request, now_ms);
         group.members.insert(new_id.clone(), member);
         let instance = request.group_instance_id.clone().expect("static join");
         group.static_members.insert(instance, new_id.clone());
+        let previous_leader = group.leader.clone().unwrap_or_default();
         if group.leader.as_deref() == Some(old_id) {
             group.leader = Some(new_id.clone());
         }
-        if group.state == GroupState::Stable && unchanged {
-            let member = group.members.get_mut(&new_id).expect("just inserted");
-            update_member(member, ctx, request, now_ms);
+        // Kafka rebalances only if the new protocols change the group's selected protocol.
+        if group.state == GroupState::Stable && group.select_protocol() == group.protocol_name {
             // Persisted so that a reload also fences the old id.
-            let record = group_metadata_record(&self.groups[&request.group_id].group, now_ms);
-            out.push(persist(&request.group_id, vec![record]));
-            let group = &self.groups[&request.group_id].group;
-            let response = join_response(group, &new_id, ctx.api_version, true);
+            out.push(persist(
+                &request.group_id,
+                vec![group_metadata_record(group, now_ms)],
+            ));
+            let response = static_rejoin_response(group, &new_id, ctx.api_version, previous_leader);
             respond(out, ctx.handle, response);
             return;
         }
@@ -1091,24 +1092,41 @@ fn answer_joins(group: &mut ClassicGroup, now_ms: i64, out: &mut Vec<Output>) {
         member.heartbeat_deadline_ms = now_ms + i64::from(member.session_timeout_ms);
     }
     for (member_id, parked) in joined {
-        let response = join_response(group, &member_id, parked.api_version, false);
+        let response = join_response(group, &member_id);
         respond(out, parked.handle, response);
     }
 }
 
-/// The JoinGroup answer for `member_id` in the current generation; the leader gets the
-/// members' metadata. `skip_assignment` (KIP-814, v9+) tells a static leader that rejoined a
-/// stable group to keep the current assignment; older leaders get no member list instead.
-fn join_response(
+/// The answer to a static member that replaced its old id in a Stable group. From v9 the
+/// leader gets the members with `skip_assignment` (KIP-814) so it keeps the assignment;
+/// before v9 nobody gets members and the leader is named by its previous id, so a restarted
+/// leader does not compute a new assignment nobody would receive (Kafka does the same).
+fn static_rejoin_response(
     group: &ClassicGroup,
     member_id: &str,
     api_version: i16,
-    skip_assignment: bool,
+    previous_leader: String,
 ) -> JoinGroupResponse {
+    if api_version >= 9 {
+        let is_leader = group.leader.as_deref() == Some(member_id);
+        return JoinGroupResponse {
+            skip_assignment: is_leader,
+            ..join_response(group, member_id)
+        };
+    }
+    JoinGroupResponse {
+        leader: previous_leader,
+        members: Vec::new(),
+        ..join_response(group, member_id)
+    }
+}
+
+/// The JoinGroup answer for `member_id` in the current generation; the leader gets the
+/// members' metadata for the selected protocol.
+fn join_response(group: &ClassicGroup, member_id: &str) -> JoinGroupResponse {
     let protocol = group.protocol_name.clone().unwrap_or_default();
     let is_leader = group.leader.as_deref() == Some(member_id);
-    let list_members = is_leader && (!skip_assignment || api_version >= 9);
-    let members = if list_members {
+    let members = if is_leader {
         group
             .members
             .values()
@@ -1128,7 +1146,6 @@ fn join_response(
         protocol_type: group.protocol_type.clone(),
         protocol_name: Some(protocol),
         leader: group.leader.clone().unwrap_or_default(),
-        skip_assignment: skip_assignment && is_leader && api_version >= 9,
         member_id: member_id.to_string(),
         members,
         ..Default::default()

@@ -122,6 +122,11 @@ impl GroupCoordinator {
             return codes::NONE;
         };
         let group = &mut entry.group;
+        if generation < 0 && group.state == GroupState::Empty {
+            // Admin clients and standalone consumers commit into an empty group whatever
+            // member id they send.
+            return codes::NONE;
+        }
         let member_commit =
             generation >= 0 || !request.member_id.is_empty() || request.group_instance_id.is_some();
         if member_commit {

@@ -341,19 +341,41 @@ fn static_member_rejoin_replaces_id_without_rebalance() {
 }
 
 #[test]
-fn static_member_rejoin_with_new_protocols_rebalances() {
+fn static_member_rejoin_that_changes_the_selected_protocol_rebalances() {
     let mut c = coordinator();
     let old = generated_id(1);
-    c.handle_join(0, &ctx(1, 5), &static_join("", "i-1"));
+    let b = generated_id(2);
+    let both_range_first: &[(&str, &'static [u8])] = &[("range", b"m"), ("roundrobin", b"m")];
+    let both_rr_first: &[(&str, &'static [u8])] = &[("roundrobin", b"m"), ("range", b"m")];
+    let mut first = join("", both_range_first);
+    first.group_instance_id = Some("i-1".to_string());
+    c.handle_join(0, &ctx(1, 5), &first);
     c.handle_sync(0, &ctx(2, 5), &sync(&old, 1, &[(&old, b"p0")]));
-    let mut request = static_join("", "i-1");
-    request.protocols[0].metadata = bytes::Bytes::from_static(b"m2");
-    let out = c.handle_join(100, &ctx(3, 5), &request);
-    let new = generated_id(2);
-    let mut expected = join_ok(2, &new, &new, &[&new]);
-    expected.members[0].group_instance_id = Some("i-1".to_string());
-    expected.members[0].metadata = bytes::Bytes::from_static(b"m2");
-    assert_eq!(responses(&out), vec![respond(3, expected)]);
+    c.handle_join(0, &ctx(3, 3), &join("", both_rr_first));
+    let mut again = join(&old, both_range_first);
+    again.group_instance_id = Some("i-1".to_string());
+    c.handle_join(0, &ctx(4, 5), &again);
+    c.handle_sync(0, &ctx(5, 3), &sync(&b, 2, &[]));
+    c.handle_sync(0, &ctx(6, 5), &sync(&old, 2, &[(&old, b"o"), (&b, b"b")]));
+    // One vote each: the tie goes to "range".
+    assert_eq!(
+        c.group(GROUP).unwrap().protocol_name.as_deref(),
+        Some("range")
+    );
+    // The restarted static member now prefers roundrobin: two votes, the protocol changes.
+    let mut restarted = join("", both_rr_first);
+    restarted.group_instance_id = Some("i-1".to_string());
+    let out = c.handle_join(10, &ctx(7, 5), &restarted);
+    assert_eq!(responses(&out), vec![]);
+    assert_eq!(
+        c.group(GROUP).unwrap().state,
+        GroupState::PreparingRebalance
+    );
+    assert_eq!(
+        heartbeat_code(&mut c, 11, &b, 2),
+        codes::REBALANCE_IN_PROGRESS
+    );
+    c.assert_invariants();
 }
 
 #[test]
@@ -543,4 +565,26 @@ fn static_replacement_fences_the_old_parked_join() {
         ]
     );
     c.assert_invariants();
+}
+
+#[test]
+fn static_leader_rejoin_before_v9_gets_no_members_and_the_old_leader_id() {
+    let mut c = coordinator();
+    let old = generated_id(1);
+    let new = generated_id(2);
+    c.handle_join(0, &ctx(1, 5), &static_join("", "i-1"));
+    c.handle_sync(0, &ctx(2, 5), &sync(&old, 1, &[(&old, b"p0")]));
+    // New metadata but the same selected protocol: still no rebalance.
+    let mut request = static_join("", "i-1");
+    request.protocols[0].metadata = bytes::Bytes::from_static(b"m");
+    let out = c.handle_join(10, &ctx(3, 8), &request);
+    assert_eq!(
+        responses(&out),
+        vec![respond(3, join_ok(1, &old, &new, &[]))]
+    );
+    assert_eq!(
+        c.group(GROUP).unwrap().leader.as_deref(),
+        Some(new.as_str())
+    );
+    assert_eq!(c.group(GROUP).unwrap().state, GroupState::Stable);
 }
