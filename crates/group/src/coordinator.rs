@@ -496,8 +496,14 @@ impl GroupCoordinator {
         for member_id in not_rejoined {
             remove_member_silently(group, &member_id, out);
         }
-        group.join_deadline_ms = None;
         group.initial_join = None;
+        if !group.members.is_empty() && group.members.values().all(|m| m.join.is_none()) {
+            // Only static members that did not rejoin are left: Kafka waits another
+            // rebalance timeout rather than start a generation nobody joined.
+            group.join_deadline_ms = Some(now_ms + group.rebalance_timeout_max_ms());
+            return;
+        }
+        group.join_deadline_ms = None;
         group.generation += 1;
         if group.members.is_empty() {
             group.protocol_name = None;

@@ -588,3 +588,47 @@ fn static_leader_rejoin_before_v9_gets_no_members_and_the_old_leader_id() {
     );
     assert_eq!(c.group(GROUP).unwrap().state, GroupState::Stable);
 }
+
+#[test]
+fn rebalance_with_only_absent_static_members_waits_another_timeout() {
+    let mut c = coordinator();
+    let s = generated_id(1);
+    let d = generated_id(2);
+    c.handle_join(0, &ctx(1, 5), &static_join("", "i-1"));
+    c.handle_sync(0, &ctx(2, 5), &sync(&s, 1, &[(&s, b"p")]));
+    c.handle_join(0, &ctx(3, 3), &range_join(""));
+    c.handle_join(0, &ctx(4, 5), &static_join(&s, "i-1"));
+    c.handle_sync(0, &ctx(5, 3), &sync(&d, 2, &[]));
+    c.handle_sync(0, &ctx(6, 5), &sync(&s, 2, &[(&s, b"s"), (&d, b"d")]));
+    // d leaves: a rebalance starts that the static member never joins, though it heartbeats.
+    let leave = LeaveGroupRequest {
+        group_id: GROUP.to_string(),
+        member_id: d.clone(),
+        ..Default::default()
+    };
+    c.handle_leave(1_000, &ctx(7, 0), &leave);
+    assert_eq!(
+        heartbeat_code(&mut c, 15_000, &s, 2),
+        codes::REBALANCE_IN_PROGRESS
+    );
+    let deadline = 1_000 + i64::from(REBALANCE_MS);
+    let out = c.tick(deadline);
+    assert_eq!(
+        out,
+        vec![Output::ScheduleTimer {
+            at_ms: 15_000 + i64::from(SESSION_MS)
+        }]
+    );
+    let group = c.group(GROUP).unwrap();
+    assert_eq!(
+        (group.state, group.generation),
+        (GroupState::PreparingRebalance, 2)
+    );
+    assert_eq!(
+        group.join_deadline_ms,
+        Some(deadline + i64::from(REBALANCE_MS))
+    );
+    // Its session then runs out: the group empties with a new generation.
+    let out = c.tick(15_000 + i64::from(SESSION_MS));
+    assert_eq!(out, vec![group_persist(3, None, 25_000, vec![])]);
+}
