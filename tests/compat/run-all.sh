@@ -10,8 +10,9 @@
 #
 # Installs what is missing first (each step is idempotent and fast when already done): Kafka's
 # jars (Maven), the Java driver (Maven), a Python venv with pinned clients (pip), the Go drivers
-# (go build) and kcat (apt-get). Each driver gets a fresh topic. Prints one PASS/FAIL line per
-# driver and finally `N passed, M failed`; exits 1 if any failed.
+# (go build), kcat (apt-get) and the rdkafka-crate driver (cargo; its first build compiles
+# librdkafka). Each driver gets a fresh topic. Prints one PASS/FAIL line per driver and finally
+# `N passed, M failed`; exits 1 if any failed.
 set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -71,6 +72,11 @@ install_java() {
   mvn -q -B -f "$here/java/pom.xml" package
 }
 install_kafka() { "$kafka" fetch; }
+# The first build compiles librdkafka from source (cmake): minutes; then about a second. The
+# target dir is pinned so that a CARGO_TARGET_DIR exported for other work cannot move the binary.
+install_rdkafka() {
+  CARGO_TARGET_DIR=$here/rdkafka/target cargo build --release --locked --manifest-path "$here/rdkafka/Cargo.toml"
+}
 
 t_install=$(now_ms)
 step kafka install_kafka
@@ -78,6 +84,7 @@ step java install_java
 step python install_python
 step go install_go
 step kcat install_kcat
+step rdkafka install_rdkafka
 say "installs took $(( $(now_ms) - t_install )) ms"
 
 # ------------------------------------------------------------------------------------------------
@@ -120,6 +127,7 @@ drivers=(
   "franz-go|go|$here/go/bin/franz"
   "sarama|go|$here/go/bin/sarama"
   "kcat|kcat|$here/kcat.sh"
+  "rdkafka|rdkafka|$here/rdkafka/target/release/compat-rdkafka"
   "java-groups|java|$here/java.sh --groups"
   "kafka-tools-groups|kafka|$here/kafka-tools.sh --groups"
   "kafka-python-groups|python|$py $here/python/kafka_python_compat.py --groups"
