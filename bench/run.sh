@@ -61,11 +61,14 @@ MODES=(nofsync fsync)
 
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 RAW=$BENCH/results/raw/$STAMP
-OUT_NAME=$(date -u +%Y-%m-%d)$([[ $QUICK == 1 ]] && echo -quick || true)
+# <date>.md for a default run; -quick and -rN mark the runs that are not (so they never overwrite it).
+OUT_NAME=$(date -u +%Y-%m-%d)$([[ $QUICK == 1 ]] && echo -quick || true)$([[ $ROUNDS != "$((QUICK == 1 ? 1 : 3))" ]] && echo "-r$ROUNDS" || true)
 mkdir -p "$RAW" "$DATA"
 JSONL=$RAW/results.jsonl
 log() { echo "[$(date -u +%H:%M:%S)] $*" | tee -a "$RAW/run.log" >&2; }
 wants() { [[ ,$ONLY, == *,$1,* ]]; }
+# errexit stops the run at the first unexpected failure; say where instead of ending silently.
+trap 'log "run.sh: stopped by a failure at line $LINENO: $BASH_COMMAND"' ERR
 
 # One figure: round broker mode workload case metric value unit better(higher|lower)
 record() {
@@ -294,7 +297,10 @@ startup_case() {
   local round=$1 broker=$2 mode=$3 dir=$4 launch out
   case $broker in
     freshet) launch="exec taskset -c $BROKER_CPUS $FRESHET serve --data-dir $dir/data --listen $BOOT" ;;
-    kafka) launch="taskset -c $BROKER_CPUS $ROOT/tools/kafka.sh start $dir $PORT$([[ $mode == fsync ]] && echo ' log.flush.interval.messages=1')" ;;
+    kafka)
+      launch="taskset -c $BROKER_CPUS $ROOT/tools/kafka.sh start $dir $PORT"
+      if [[ $mode == fsync ]]; then launch+=" log.flush.interval.messages=1"; fi
+      ;;
   esac
   rm -f "$dir/startup_ms"
   if ! out=$(taskset -c "$LOAD_CPUS" "$PY" "$BENCH/native.py" first-produce --bootstrap "$BOOT" --topic startup \
