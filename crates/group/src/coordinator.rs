@@ -73,6 +73,20 @@ pub fn partition_for(group_id: &str, partitions: i32) -> i32 {
     abs % partitions
 }
 
+/// Room left in a member id for the `-{seed}-{counter}` suffix within i16::MAX bytes.
+const MEMBER_ID_CLIENT_PREFIX_BYTES_MAX: usize = i16::MAX as usize - 64;
+
+fn prefix_at_char_boundary(text: &str, bytes_max: usize) -> &str {
+    if text.len() <= bytes_max {
+        return text;
+    }
+    let mut end = bytes_max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 pub(crate) fn respond(out: &mut Vec<Output>, handle: RequestHandle, response: impl Into<Response>) {
     out.push(Output::Respond {
         handle,
@@ -168,6 +182,9 @@ impl GroupCoordinator {
 
     fn generate_member_id(&mut self, client_id: &str) -> String {
         self.member_ids_issued += 1;
+        // Request strings are at most i16::MAX bytes (the decoder enforces it), and so must
+        // the id be, or the group record could not be encoded: a huge client id is cut.
+        let client_id = prefix_at_char_boundary(client_id, MEMBER_ID_CLIENT_PREFIX_BYTES_MAX);
         format!(
             "{client_id}-{:016x}-{:08x}",
             self.config.member_id_seed, self.member_ids_issued

@@ -36,6 +36,10 @@ use freshet_protocol::Response;
 pub struct RequestHandle(pub u64);
 
 /// What the broker knows about a request besides its body.
+///
+/// Like every string of a decoded request, `client_id` and `client_host` must be at most
+/// `i16::MAX` bytes: they are written into `__consumer_offsets` records, whose strings are
+/// `i16`-length-prefixed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RequestContext {
     pub handle: RequestHandle,

@@ -632,3 +632,19 @@ fn rebalance_with_only_absent_static_members_waits_another_timeout() {
     let out = c.tick(15_000 + i64::from(SESSION_MS));
     assert_eq!(out, vec![group_persist(3, None, 25_000, vec![])]);
 }
+
+#[test]
+fn huge_client_id_still_gives_an_encodable_member_id() {
+    let mut c = coordinator();
+    let mut context = ctx(1, 3);
+    // The longest client id a request header can carry, nearly: the id's suffix must not
+    // push the member id past i16::MAX bytes.
+    context.client_id = "a".repeat(32_760);
+    c.handle_join(0, &context, &range_join(""));
+    let group = c.group(GROUP).unwrap();
+    let member_id = group.members.keys().next().unwrap().clone();
+    assert!(member_id.len() <= i16::MAX as usize);
+    // The leader's sync persists the group record, which must encode.
+    let out = c.handle_sync(0, &ctx(2, 3), &sync(&member_id, 1, &[]));
+    assert!(matches!(out[0], Output::Persist { .. }));
+}
