@@ -648,3 +648,67 @@ fn huge_client_id_still_gives_an_encodable_member_id() {
     let out = c.handle_sync(0, &ctx(2, 3), &sync(&member_id, 1, &[]));
     assert!(matches!(out[0], Output::Persist { .. }));
 }
+
+/// Two members that have their generation-2 JoinGroup answers, no SyncGroup yet.
+fn completing_pair() -> (GroupCoordinator, String, String) {
+    let mut c = coordinator();
+    let a = generated_id(1);
+    let b = generated_id(2);
+    c.handle_join(0, &ctx(1, 3), &range_join(""));
+    c.handle_sync(0, &ctx(2, 3), &sync(&a, 1, &[(&a, b"a1")]));
+    c.handle_join(0, &ctx(3, 3), &range_join(""));
+    c.handle_join(0, &ctx(4, 3), &range_join(&a));
+    assert_eq!(
+        c.group(GROUP).unwrap().state,
+        GroupState::CompletingRebalance
+    );
+    (c, a, b)
+}
+
+#[test]
+fn leave_during_completing_rebalance_answers_parked_syncs() {
+    let (mut c, a, b) = completing_pair();
+    let out = c.handle_sync(10, &ctx(5, 3), &sync(&b, 2, &[]));
+    assert_eq!(responses(&out), vec![]);
+    let request = LeaveGroupRequest {
+        group_id: GROUP.to_string(),
+        member_id: a.clone(),
+        ..Default::default()
+    };
+    // The leader leaves before assigning: b's parked sync learns of the new rebalance, and
+    // b alone has not rejoined yet, so the group waits for it.
+    let out = c.handle_leave(20, &ctx(6, 0), &request);
+    assert_eq!(
+        responses(&out),
+        vec![
+            respond(5, sync_error(codes::REBALANCE_IN_PROGRESS)),
+            respond(6, LeaveGroupResponse::default()),
+        ]
+    );
+    let group = c.group(GROUP).unwrap();
+    assert_eq!(group.state, GroupState::PreparingRebalance);
+    assert_eq!(group.leader.as_deref(), Some(b.as_str()));
+    let out = c.handle_join(30, &ctx(7, 3), &range_join(&b));
+    assert_eq!(responses(&out), vec![respond(7, join_ok(3, &b, &b, &[&b]))]);
+}
+
+#[test]
+fn follower_that_never_syncs_is_removed_after_the_rebalance_timeout() {
+    let (mut c, a, b) = completing_pair();
+    c.handle_sync(0, &ctx(5, 3), &sync(&a, 2, &[(&a, b"A"), (&b, b"B")]));
+    assert_eq!(c.group(GROUP).unwrap().state, GroupState::Stable);
+    // b heartbeats (so its session holds) but never sends SyncGroup.
+    for t in [5_000, 10_000, 15_000] {
+        assert_eq!(heartbeat_code(&mut c, t, &b, 2), codes::NONE);
+        assert_eq!(heartbeat_code(&mut c, t, &a, 2), codes::NONE);
+    }
+    let out = c.tick(i64::from(REBALANCE_MS));
+    assert_eq!(responses(&out), vec![]);
+    let group = c.group(GROUP).unwrap();
+    assert_eq!(group.state, GroupState::PreparingRebalance);
+    assert!(!group.members.contains_key(&b));
+    assert_eq!(
+        heartbeat_code(&mut c, 20_001, &b, 2),
+        codes::UNKNOWN_MEMBER_ID
+    );
+}
