@@ -170,7 +170,19 @@ fn verify(msg: &BorrowedMessage<'_>, offset: i64, want: &Record) -> Check {
         Timestamp::CreateTime(want.timestamp_ms),
         msg.timestamp(),
     )?;
-    expect(&format!("{what} headers"), &want.headers, &got.headers)
+    if got.headers != want.headers {
+        let (w, g) = (show_headers(&want.headers), show_headers(&got.headers));
+        return Err(format!("{what} headers: expected {w}, got {g}"));
+    }
+    Ok(())
+}
+
+fn show_headers(headers: &[(String, Option<Vec<u8>>)]) -> String {
+    let shown: Vec<String> = headers
+        .iter()
+        .map(|(k, v)| format!("{k:?}={}", show(v)))
+        .collect();
+    format!("[{}]", shown.join(", "))
 }
 
 fn producer(bootstrap: &str, codec: &str) -> Check<FutureProducer<Ctx>> {
@@ -477,13 +489,19 @@ async fn delete_topic(bootstrap: &str, topic: &str) -> Check {
 struct Sections {
     failed: Vec<String>,
     first_mismatch: Option<String>,
+    /// When the previous section ended (the sections run one after the other).
+    last_end: Option<Instant>,
 }
 
 impl Sections {
     fn record(&mut self, name: &str, outcome: Check) -> bool {
+        let elapsed_ms = self
+            .last_end
+            .replace(Instant::now())
+            .map_or(0, |t| t.elapsed().as_millis());
         match outcome {
             Ok(()) => {
-                println!("{CLIENT}: {name}: OK");
+                println!("{CLIENT}: {name}: OK ({elapsed_ms} ms)");
                 true
             }
             Err(e) => {
@@ -529,7 +547,10 @@ async fn main() -> ExitCode {
         .map(|i| expected_record(i, base_ms))
         .collect();
     let extra = after_end_record(base_ms);
-    let mut s = Sections::default();
+    let mut s = Sections {
+        last_end: Some(Instant::now()),
+        ..Sections::default()
+    };
 
     if s.record(
         "admin: create topic (1 partition)",
