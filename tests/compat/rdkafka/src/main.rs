@@ -10,6 +10,7 @@
 //! with one `rdkafka: MISMATCH: ...` line naming the first difference if any section failed.
 
 use std::process::ExitCode;
+use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -34,13 +35,30 @@ const QUIET_AFTER_END: Duration = Duration::from_secs(1);
 
 type Check<T = ()> = Result<T, String>;
 
-/// Prints librdkafka's warnings and errors to stderr, so that a failing run's log shows why.
+/// librdkafka's debug line for each produced batch ("Produce MessageSet with N message(s) (…,
+/// PID{…}, lz4)"). A round trip cannot show whether a batch was really compressed (librdkafka
+/// silently sends batches uncompressed when it thinks the broker lacks the codec) or carried a
+/// producer id, so the produce check reads these lines.
+static BATCH_LINES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+fn take_batch_lines() -> Vec<String> {
+    std::mem::take(&mut *BATCH_LINES.lock().unwrap_or_else(|p| p.into_inner()))
+}
+
+/// Prints librdkafka's notices, warnings and errors to stderr, so that a failing run's log
+/// shows why, and keeps the produced-batch debug lines.
 struct Ctx;
 
 impl ClientContext for Ctx {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
-        if (level as i32) <= RDKafkaLogLevel::Warning as i32 {
+        if (level as i32) <= RDKafkaLogLevel::Notice as i32 {
             eprintln!("librdkafka {level:?} {fac}: {log_message}");
+        }
+        if log_message.contains("Produce MessageSet with") {
+            BATCH_LINES
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .push(log_message.to_string());
         }
     }
 
@@ -187,6 +205,9 @@ fn show_headers(headers: &[(String, Option<Vec<u8>>)]) -> String {
 
 fn producer(bootstrap: &str, codec: &str) -> Check<FutureProducer<Ctx>> {
     ClientConfig::new()
+        // debug=msg logs one line per produced batch, with its codec and producer id.
+        .set_log_level(RDKafkaLogLevel::Debug)
+        .set("debug", "msg")
         .set("bootstrap.servers", bootstrap)
         .set("acks", "all")
         // librdkafka leaves idempotence off by default; the Java client turns it on.
@@ -250,25 +271,55 @@ async fn produce(
     Ok(())
 }
 
-async fn produce_all(bootstrap: &str, topic: &str, expected: &[Record]) -> Check {
-    for (n, codec) in CODECS.iter().enumerate() {
-        let first = n * RECORDS_PER_CODEC;
-        produce(
-            bootstrap,
-            topic,
-            codec,
-            &expected[first..first + RECORDS_PER_CODEC],
-            first as i64,
-        )
-        .await?;
+/// Every batch must have been sent with the codec under test and a producer id (idempotence).
+fn check_batches(codec: &str, lines: &[String]) -> Check {
+    let wanted = if codec == "none" {
+        "uncompressed"
+    } else {
+        codec
+    };
+    if lines.is_empty() {
+        return Err(format!(
+            "{codec}: librdkafka logged no produced batch (debug=msg)"
+        ));
+    }
+    for line in lines {
+        let summary = line.rsplit('(').next().unwrap_or(line);
+        if !line.ends_with(&format!(", {wanted})")) {
+            return Err(format!(
+                "{codec}: a batch was not sent {wanted}: ({summary}"
+            ));
+        }
+        if line.contains("PID{Invalid}") {
+            return Err(format!(
+                "{codec}: a batch was sent without a producer id: ({summary}"
+            ));
+        }
     }
     Ok(())
+}
+
+/// Produces the data set, codec after codec. Ok holds the codec problems found in librdkafka's
+/// batch lines (see [`check_batches`]): a separate section, so that the consume checks still run.
+async fn produce_all(bootstrap: &str, topic: &str, expected: &[Record]) -> Check<Vec<String>> {
+    let mut batch_problems = Vec::new();
+    for (n, codec) in CODECS.iter().enumerate() {
+        let first = n * RECORDS_PER_CODEC;
+        let records = &expected[first..first + RECORDS_PER_CODEC];
+        take_batch_lines();
+        produce(bootstrap, topic, codec, records, first as i64).await?;
+        if let Err(problem) = check_batches(codec, &take_batch_lines()) {
+            batch_problems.push(problem);
+        }
+    }
+    Ok(batch_problems)
 }
 
 /// An assign-only consumer. librdkafka wants a group.id even for `assign`; with auto-commit and
 /// the offset store off it never joins or commits (it may still look up the coordinator).
 fn consumer(bootstrap: &str) -> Check<BaseConsumer<Ctx>> {
     ClientConfig::new()
+        .set_log_level(RDKafkaLogLevel::Notice)
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "compat-rdkafka-assign-only")
         .set("enable.auto.commit", "false")
@@ -389,7 +440,9 @@ async fn check_end(bootstrap: &str, topic: &str, expected: &[Record], extra: &Re
         }
     }
     let end = RECORD_COUNT as i64;
+    take_batch_lines();
     produce(bootstrap, topic, "none", std::slice::from_ref(extra), end).await?;
+    check_batches("none", &take_batch_lines())?;
     let mut all = expected.to_vec();
     all.push(extra.clone());
     consume_and_verify(&c, end, &all, 1)?;
@@ -408,6 +461,7 @@ async fn check_end(bootstrap: &str, topic: &str, expected: &[Record], extra: &Re
 
 fn admin(bootstrap: &str) -> Check<AdminClient<Ctx>> {
     ClientConfig::new()
+        .set_log_level(RDKafkaLogLevel::Notice)
         .set("bootstrap.servers", bootstrap)
         .create_with_context(Ctx)
         .map_err(|e| format!("creating an admin client: {e}"))
@@ -552,13 +606,29 @@ async fn main() -> ExitCode {
         ..Sections::default()
     };
 
-    if s.record(
+    let created = s.record(
         "admin: create topic (1 partition)",
         create_topic(bootstrap, topic).await,
-    ) && s.record(
-        "idempotent produce (5 codecs)",
-        produce_all(bootstrap, topic, &expected).await,
-    ) {
+    );
+    let produced = if created {
+        produce_all(bootstrap, topic, &expected).await
+    } else {
+        Err("not run: the topic could not be created".to_string())
+    };
+    let delivered = created
+        && s.record(
+            "idempotent produce (5 codecs), every delivery report",
+            produced.as_ref().map(|_| ()).map_err(String::clone),
+        );
+    if delivered {
+        let batches = match produced.as_deref() {
+            Ok([first, ..]) => Err(first.clone()),
+            _ => Ok(()),
+        };
+        s.record(
+            "every batch sent with its codec and a producer id (librdkafka debug=msg)",
+            batches,
+        );
         s.record(
             "watermarks",
             check_watermarks(bootstrap, topic, RECORD_COUNT as i64),
