@@ -1,6 +1,11 @@
 //! The `freshet` binary: parses the command line and hands off to the crates; no logic of its own.
 
+mod connect;
+mod consume;
+mod output;
+mod produce;
 mod serve;
+mod topic;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -20,12 +25,21 @@ struct Cli {
 enum Command {
     /// Run a broker (defaults: 127.0.0.1:9092, data in ./freshet-data).
     Serve(serve::ServeArgs),
+    /// Create, list, describe, delete or alter topics.
+    Topic(topic::TopicArgs),
+    /// Write one record per line of standard input to a topic.
+    Produce(produce::ProduceArgs),
+    /// Print the records of a topic.
+    Consume(consume::ConsumeArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Topic(args) => topic::run(args),
+        Command::Produce(args) => produce::run(args),
+        Command::Consume(args) => consume::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
