@@ -15,7 +15,7 @@
 # Kafka's controller uses PORT+1), BENCH_BROKER_CPUS (default 1), BENCH_LOAD_CPUS (default 0),
 # CARGO_TARGET_DIR (default target), BENCH_E2E_RATE (default 20000 records/s of 1 KiB;
 # 5000 with --quick).
-set -euo pipefail
+set -Eeuo pipefail
 
 BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$BENCH/.." && pwd)
@@ -67,8 +67,9 @@ mkdir -p "$RAW" "$DATA"
 JSONL=$RAW/results.jsonl
 log() { echo "[$(date -u +%H:%M:%S)] $*" | tee -a "$RAW/run.log" >&2; }
 wants() { [[ ,$ONLY, == *,$1,* ]]; }
-# errexit stops the run at the first unexpected failure; say where instead of ending silently.
-trap 'log "run.sh: stopped by a failure at line $LINENO: $BASH_COMMAND"' ERR
+# errexit stops the run at an unexpected failure: say where (failures that are handled, as in
+# `if ! out=$(...)`, are logged too), instead of ending silently.
+trap 'log "run.sh: command failed at line $LINENO: $BASH_COMMAND"' ERR
 
 # One figure: round broker mode workload case metric value unit better(higher|lower)
 record() {
