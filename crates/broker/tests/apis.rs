@@ -819,6 +819,7 @@ fn minimal_request(key: freshet_protocol::ApiKey) -> freshet_protocol::Request {
         K::CreatePartitions => CreatePartitionsRequest::default().into(),
         K::IncrementalAlterConfigs => IncrementalAlterConfigsRequest::default().into(),
         K::DescribeCluster => DescribeClusterRequest::default().into(),
+        K::FindCoordinator => freshet_protocol::messages::FindCoordinatorRequest::default().into(),
         other => panic!("add a minimal {} request to this test", other.name()),
     }
 }
@@ -907,4 +908,50 @@ async fn a_batch_whose_count_disagrees_with_its_offsets_is_invalid() {
         (NONE, 0),
         "nothing was written"
     );
+}
+
+/// FindCoordinator: this broker for groups (single key and KIP-699 batches), none yet for
+/// transactions, INVALID_REQUEST for an unknown key type.
+#[tokio::test]
+async fn find_coordinator_names_this_broker_for_groups() {
+    use freshet_protocol::messages::FindCoordinatorRequest;
+    let broker = TestBroker::start().await;
+    let mut c = broker.client().await;
+    let single = FindCoordinatorRequest {
+        key: "g".into(),
+        key_type: 0,
+        ..Default::default()
+    };
+    let r = call!(c, 3, FindCoordinator, single);
+    assert_eq!((r.error_code, r.node_id), (NONE, 1));
+    assert_eq!(r.port, i32::from(broker.addr().port()));
+    let batch = FindCoordinatorRequest {
+        key_type: 0,
+        coordinator_keys: vec!["a".into(), "b".into()],
+        ..Default::default()
+    };
+    let r = call!(c, 4, FindCoordinator, batch);
+    let keys: Vec<_> = r
+        .coordinators
+        .iter()
+        .map(|c| (c.key.as_str(), c.error_code, c.node_id))
+        .collect();
+    assert_eq!(keys, vec![("a", NONE, 1), ("b", NONE, 1)]);
+    let txn = FindCoordinatorRequest {
+        key_type: 1,
+        coordinator_keys: vec!["t".into()],
+        ..Default::default()
+    };
+    let r = call!(c, 4, FindCoordinator, txn);
+    assert_eq!(
+        r.coordinators[0].error_code, 15,
+        "COORDINATOR_NOT_AVAILABLE"
+    );
+    let odd = FindCoordinatorRequest {
+        key_type: 9,
+        coordinator_keys: vec!["x".into()],
+        ..Default::default()
+    };
+    let r = call!(c, 4, FindCoordinator, odd);
+    assert_eq!(r.coordinators[0].error_code, 42, "INVALID_REQUEST");
 }

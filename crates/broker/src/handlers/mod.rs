@@ -14,6 +14,7 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod fetch;
+pub mod find_coordinator;
 pub mod incremental_alter_configs;
 pub mod init_producer_id;
 pub mod list_offsets;
@@ -59,6 +60,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 1),
     (ApiKey::DeleteRecords, 0, 2),
+    (ApiKey::FindCoordinator, 0, 6),
 ];
 
 pub fn supported_range(api_key: ApiKey) -> Option<(i16, i16)> {
@@ -77,6 +79,9 @@ pub fn is_supported(api_key: ApiKey, version: i16) -> bool {
 pub fn dispatch(ctx: Arc<Context>, header: RequestHeader, request: Request) -> Reply {
     let version = header.request_api_version;
     match request {
+        Request::FindCoordinator(r) => Reply::Now(Response::FindCoordinator(
+            find_coordinator::handle(&ctx, &r, version),
+        )),
         Request::ApiVersions(r) => {
             Reply::Now(Response::ApiVersions(api_versions::handle(&r, version)))
         }
