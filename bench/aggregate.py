@@ -75,11 +75,17 @@ def sort_key(key):
     return (order.index(w) if w in order else 99, m, c, METRIC_ORDER.index(metric) if metric in METRIC_ORDER else 99)
 
 
-def table(out, meta):
+HEADLINE = {"mb_per_s", "p99_ms", "p999_ms", "cpu_s_per_gb", "rss_mib", "startup_ms", "create_s",
+            "metadata_ms_median", "disk_mb_per_s", "tcp_mb_per_s"}
+
+
+def table(out, meta, only=None):
     lines = ["| workload | durability | case | metric | Freshet | Kafka | ratio F/K | Freshet leads | rounds F/K |",
              "| --- | --- | --- | --- | ---: | ---: | ---: | :---: | --- |"]
     for key in sorted(out, key=sort_key):
         w, mode, case, metric = key
+        if only is not None and metric not in only:
+            continue
         unit, better = meta[key]
         by = out[key]
         if w == "ceiling":
@@ -171,6 +177,9 @@ def main():
               "per broker). Ratio = Freshet / Kafka. Durability modes: " + "; ".join(
                   f"`{k}` = {v}" for k, v in MODE_TEXT.items() if k != "-") + ". "
               "How each row is measured: docs/bench.md.", ""]
+    lines += ["## Headline figures", "", "Throughput in MB/s, end-to-end p99/p99.9, CPU per GB, memory, start-up.", ""]
+    lines += table(out, meta, HEADLINE)
+    lines += ["", "## Every figure", ""]
     lines += table(out, meta)
     if pngs:
         lines += ["", "## Charts", ""]
