@@ -57,6 +57,25 @@ fn write_bytes(out: &mut impl Write, bytes: Option<&[u8]>) -> std::io::Result<()
     out.write_all(bytes.unwrap_or(b"null"))
 }
 
+/// Prints one line to stdout. A closed pipe (`freshet topic list | head -1`) ends the process
+/// quietly with success, as Unix tools do, instead of `println!`'s panic and backtrace.
+pub fn line(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    if let Err(e) = writeln!(std::io::stdout(), "{args}") {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("freshet: writing to stdout: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// `println!` through [`line`].
+macro_rules! say {
+    ($($arg:tt)*) => { $crate::output::line(format_args!($($arg)*)) };
+}
+pub(crate) use say;
+
 #[cfg(test)]
 mod tests {
     use super::*;

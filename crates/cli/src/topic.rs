@@ -1,5 +1,6 @@
 //! `freshet topic create|list|describe|delete|alter`.
 
+use crate::output::say;
 use anyhow::{bail, Context};
 use freshet_client::{Admin, AlterConfigOp, KafkaCode, NewTopic, TopicDescription};
 
@@ -89,7 +90,7 @@ async fn execute(admin: &Admin, command: TopicCommand) -> anyhow::Result<()> {
             );
             topic.configs = parse_configs(&configs)?;
             match admin.create_topics(&[topic], false).await {
-                Ok(()) => println!("Created topic {name}."),
+                Ok(()) => say!("Created topic {name}."),
                 Err(error)
                     if if_not_exists
                         && error.kafka_code() == Some(KafkaCode::TOPIC_ALREADY_EXISTS) => {}
@@ -98,7 +99,7 @@ async fn execute(admin: &Admin, command: TopicCommand) -> anyhow::Result<()> {
         }
         TopicCommand::List { internal } => {
             for name in admin.list_topics(internal).await? {
-                println!("{name}");
+                say!("{name}");
             }
         }
         TopicCommand::Describe { names, all_configs } => {
@@ -110,7 +111,7 @@ async fn execute(admin: &Admin, command: TopicCommand) -> anyhow::Result<()> {
         TopicCommand::Delete { names, if_exists } => {
             for name in names {
                 match admin.delete_topics(std::slice::from_ref(&name)).await {
-                    Ok(()) => println!("Deleted topic {name}."),
+                    Ok(()) => say!("Deleted topic {name}."),
                     Err(error)
                         if if_exists
                             && error.kafka_code()
@@ -141,7 +142,7 @@ async fn alter(
     }
     if let Some(count) = partitions {
         admin.create_partitions(name, count).await?;
-        println!("Topic {name} now has {count} partitions.");
+        say!("Topic {name} now has {count} partitions.");
     }
     let mut ops: Vec<AlterConfigOp> = parse_configs(configs)?
         .into_iter()
@@ -154,7 +155,7 @@ async fn alter(
     );
     if !ops.is_empty() {
         admin.alter_configs(name, &ops).await?;
-        println!("Updated the configs of topic {name}.");
+        say!("Updated the configs of topic {name}.");
     }
     Ok(())
 }
@@ -176,7 +177,7 @@ fn parse_configs(configs: &[String]) -> anyhow::Result<Vec<(String, String)>> {
 
 fn print_description(topic: &TopicDescription) {
     let replication_factor = topic.partitions.first().map_or(0, |p| p.replicas.len());
-    println!(
+    say!(
         "Topic: {}\tTopicId: {}\tPartitionCount: {}\tReplicationFactor: {}",
         topic.name,
         uuid_text(&topic.topic_id.0),
@@ -184,7 +185,7 @@ fn print_description(topic: &TopicDescription) {
         replication_factor
     );
     for partition in &topic.partitions {
-        println!(
+        say!(
             "\tPartition: {}\tLeader: {}\tReplicas: {}\tIsr: {}",
             partition.partition,
             if partition.leader < 0 {
@@ -212,7 +213,7 @@ async fn print_configs(admin: &Admin, topic: &str, all_configs: bool) -> anyhow:
         })
         .collect();
     if !shown.is_empty() {
-        println!("\tConfigs: {}", shown.join(","));
+        say!("\tConfigs: {}", shown.join(","));
     }
     Ok(())
 }

@@ -124,3 +124,28 @@ fn errors_are_one_line_and_a_failure_exit() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("INVALID_TOPIC_EXCEPTION"));
 }
+
+/// `freshet ... | head -1` ends quietly: no panic, no backtrace on the closed pipe.
+#[test]
+fn a_closed_stdout_pipe_is_not_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(dir.path());
+    ok(freshet(
+        &broker,
+        &["topic", "create", "wide", "-p", "500"],
+        "",
+    ));
+    let err = dir.path().join("stderr");
+    let script = format!(
+        "\"$0\" topic describe wide 2>{} | head -1 >/dev/null",
+        err.display()
+    );
+    let status = Command::new("sh")
+        .args(["-c", &script, env!("CARGO_BIN_EXE_freshet")])
+        .env("FRESHET_BOOTSTRAP", broker.addr.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let stderr = std::fs::read_to_string(err).unwrap();
+    assert!(stderr.is_empty(), "{stderr}");
+}
