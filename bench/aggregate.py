@@ -2,7 +2,9 @@
 """Turns one bench/run.sh run (RAW/results.jsonl, RAW/e2e.jsonl, RAW/machine.txt) into
 OUT.md plus OUT-throughput.png and OUT-latency.png.
 
-  aggregate.py RAW_DIR OUT_PREFIX
+  aggregate.py RAW_DIR OUT_PREFIX [NOTE]
+
+NOTE (bench/run.sh passes $BENCH_NOTE) is printed at the top, e.g. what else the machine ran.
 
 Every figure is the median over the rounds that produced it; the ratio is Freshet / Kafka, and
 the "Freshet leads" column reads the ratio in the metric's own direction (higher or lower is better).
@@ -125,7 +127,7 @@ def charts(out, e2e, prefix):
         ax.set_xticks(list(xs))
         ax.set_xticklabels(cases, rotation=40, ha="right", fontsize=8)
         ax.set_ylabel("MB/s (median)")
-        ax.set_title(f"ProducerPerformance throughput, {MODE_TEXT[mode].split(' (')[0]}")
+        ax.set_title(f"Produce throughput (ProducerPerformance; native = librdkafka), {MODE_TEXT[mode].split(' (')[0]}")
         ax.legend()
         fig.tight_layout()
         path = f"{prefix}-produce-{mode}.png"
@@ -161,6 +163,19 @@ def charts(out, e2e, prefix):
     return made
 
 
+def notes(out, quick):
+    """Warnings that follow from the figures themselves."""
+    said = []
+    disk = out.get(("ceiling", "-", "dd-1MiB-fdatasync", "disk_mb_per_s"), {}).get("machine", (None,))[0]
+    if disk is not None and disk > 1000:
+        said.append(f"The disk takes `dd conv=fdatasync` at {disk:,.0f} MB/s: its flushes most likely end in a "
+                    "host cache, so the fsync rows cost less here than on a disk that honours them.")
+    if quick:
+        said.append("With the quick record counts, a ProducerPerformance row is mostly the Java tool's own "
+                    "start-up and warm-up on one core; the `native` rows show the brokers' throughput better.")
+    return [f"- {s}" for s in said] + ([""] if said else [])
+
+
 def main():
     raw, prefix = sys.argv[1], sys.argv[2]
     rows, e2e, machine = load(raw)
@@ -171,6 +186,9 @@ def main():
     if quick:
         lines += ["**Quick smoke run** (`bench/run.sh --quick`: one round, small record counts). "
                   "Not a measurement to quote: one round, and figures move with whatever else the machine runs.", ""]
+    if len(sys.argv) > 3 and sys.argv[3].strip():
+        lines += [f"**Note:** {sys.argv[3].strip()}", ""]
+    lines += notes(out, quick)
     lines += ["Machine and run:", ""]
     lines += [f"- {k}: {v}" for k, v in machine.items()]
     lines += ["", "Each figure is the median over the rounds that produced it (`rounds F/K` = rounds with a figure / rounds run, "
