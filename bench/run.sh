@@ -13,7 +13,8 @@
 #
 # Environment: BENCH_DATA (default bench/.data: the disk under test), BENCH_PORT (default 19092;
 # Kafka's controller uses PORT+1), BENCH_BROKER_CPUS (default 1), BENCH_LOAD_CPUS (default 0),
-# CARGO_TARGET_DIR (default target), BENCH_E2E_RATE (default 20000 records/s of 1 KiB;
+# CARGO_TARGET_DIR (default target), BENCH_NOTE (a sentence for the top of the results file,
+# e.g. what else the machine was running), BENCH_E2E_RATE (default 20000 records/s of 1 KiB;
 # 5000 with --quick).
 set -Eeuo pipefail
 
@@ -42,7 +43,6 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 FRESHET=$CARGO_TARGET_DIR/release/freshet
 PY=$BENCH/.venv/bin/python
 CLK_TCK=$(getconf CLK_TCK)
-I64_MAX=9223372036854775807
 
 if [[ $QUICK == 1 ]]; then
   RECORDS_1K=30000; RECORDS_100B=150000; E2E_SECONDS=5; DD_MIB=256; TCP_MIB=512
@@ -363,7 +363,8 @@ one_broker() {
 # One topic of 10,000 partitions on a fresh broker: creation until every partition has a leader,
 # Metadata request time, memory, then a restart timed to the first produce into partition 0.
 partitions10k() {
-  local round=$1 broker=$2 mode=nofsync dir=$DATA/r$round-10k-$broker out
+  local round=$1 broker=$2 mode=nofsync out
+  local dir=$DATA/r$round-10k-$broker
   rm -rf "$dir"; mkdir -p "$dir"
   log "round $round: $broker (10,000 partitions)"
   start_broker "$broker" "$mode" "$dir"
@@ -422,7 +423,7 @@ main() {
   done
   ceilings "$(( ROUNDS + 1 ))"
   echo "loadavg_end=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$RAW/machine.txt"
-  "$PY" "$BENCH/aggregate.py" "$RAW" "$BENCH/results/$OUT_NAME"
+  "$PY" "$BENCH/aggregate.py" "$RAW" "$BENCH/results/$OUT_NAME" "${BENCH_NOTE:-}"
   log "wrote bench/results/$OUT_NAME.md"
 }
 
