@@ -119,6 +119,20 @@ fn heartbeat(error_code: i16) -> HeartbeatResponse {
 }
 
 /// Checks a request's member against the group (Kafka's `validateMember`).
+/// [`validate_member`], then the generation the member claims (ILLEGAL_GENERATION), as
+/// SyncGroup and Heartbeat check them.
+fn validate_member_generation(
+    group: &ClassicGroup,
+    member_id: &str,
+    instance_id: Option<&str>,
+    generation_id: i32,
+) -> i16 {
+    match validate_member(group, member_id, instance_id) {
+        codes::NONE if generation_id != group.generation => codes::ILLEGAL_GENERATION,
+        error => error,
+    }
+}
+
 fn validate_member(group: &ClassicGroup, member_id: &str, instance_id: Option<&str>) -> i16 {
     if let Some(instance) = instance_id {
         match group.static_member(instance) {
@@ -574,16 +588,14 @@ impl GroupCoordinator {
             return codes::UNKNOWN_MEMBER_ID;
         };
         let group = &entry.group;
-        let error = validate_member(
+        let error = validate_member_generation(
             group,
             &request.member_id,
             request.group_instance_id.as_deref(),
+            request.generation_id,
         );
         if error != codes::NONE {
             return error;
-        }
-        if request.generation_id != group.generation {
-            return codes::ILLEGAL_GENERATION;
         }
         let type_mismatch = request
             .protocol_type
@@ -692,16 +704,14 @@ impl GroupCoordinator {
             return codes::UNKNOWN_MEMBER_ID;
         };
         let group = &mut entry.group;
-        let error = validate_member(
+        let error = validate_member_generation(
             group,
             &request.member_id,
             request.group_instance_id.as_deref(),
+            request.generation_id,
         );
         if error != codes::NONE {
             return error;
-        }
-        if request.generation_id != group.generation {
-            return codes::ILLEGAL_GENERATION;
         }
         let member = group
             .members
