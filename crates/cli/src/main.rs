@@ -2,7 +2,9 @@
 
 mod connect;
 mod consume;
+mod group;
 mod output;
+mod perf;
 mod produce;
 mod serve;
 mod topic;
@@ -31,6 +33,10 @@ enum Command {
     Produce(produce::ProduceArgs),
     /// Print the records of a topic.
     Consume(consume::ConsumeArgs),
+    /// List, describe, delete consumer groups and reset their offsets.
+    Group(group::GroupArgs),
+    /// Measure produce, consume and end-to-end performance against a cluster.
+    Perf(perf::PerfArgs),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +46,8 @@ fn main() -> ExitCode {
         Command::Topic(args) => topic::run(args),
         Command::Produce(args) => produce::run(args),
         Command::Consume(args) => consume::run(args),
+        Command::Group(args) => group::run(args),
+        Command::Perf(args) => perf::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -10,6 +10,7 @@ pub mod admin;
 pub mod cluster;
 pub mod connection;
 pub mod consumer;
+pub mod coordinator;
 pub mod error;
 pub mod producer;
 pub mod versions;
