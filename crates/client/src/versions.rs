@@ -25,6 +25,14 @@ pub fn client_range(api: ApiKey) -> (i16, i16) {
         ApiKey::DescribeConfigs => (1, spec_max.min(4)),
         ApiKey::IncrementalAlterConfigs => (0, spec_max.min(1)),
         ApiKey::InitProducerId => (0, spec_max.min(5)),
+        // Groups: coordinator lookup, committed offsets and group administration.
+        ApiKey::FindCoordinator => (0, spec_max.min(6)),
+        ApiKey::OffsetCommit => (2, spec_max.min(9)),
+        ApiKey::OffsetFetch => (1, spec_max.min(9)),
+        ApiKey::ListGroups => (0, spec_max.min(5)),
+        ApiKey::DescribeGroups => (0, spec_max.min(5)),
+        ApiKey::DeleteGroups => (0, spec_max.min(2)),
+        ApiKey::OffsetDelete => (0, spec_max.min(0)),
         // Not used by this client: an empty range.
         _ => (0, -1),
     }
