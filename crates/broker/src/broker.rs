@@ -49,6 +49,8 @@ pub struct Context {
     pub producer_ids: crate::handlers::init_producer_id::ProducerIds,
     /// Incremental fetch sessions (KIP-227).
     pub fetch_sessions: crate::fetch_session::FetchSessionCache,
+    /// The consumer group coordinator's request channel (its task runs `groups::run`).
+    pub groups: crate::groups::GroupService,
 }
 
 impl Context {
@@ -120,6 +122,7 @@ impl Broker {
             shutdown: shutdown_rx,
             producer_ids: Default::default(),
             fetch_sessions: Default::default(),
+            groups: Default::default(),
         });
         bootstrap_metadata(&ctx).await?;
         ctx.partitions.sync(&ctx.quorum.image(), ctx.node_id())?;
@@ -127,6 +130,7 @@ impl Broker {
             tokio::spawn(accept_loop(ctx.clone(), listener)),
             tokio::spawn(metadata_loop(ctx.clone())),
             tokio::spawn(maintenance_loop(ctx.clone())),
+            tokio::spawn(crate::groups::run(ctx.clone())),
         ];
         Ok(Broker {
             local_addr,

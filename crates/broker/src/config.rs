@@ -38,6 +38,16 @@ pub struct BrokerConfig {
     pub log_retention_check_interval_ms: u64,
     /// Partitions of `__consumer_offsets` (Kafka's `offsets.topic.num.partitions`).
     pub offsets_topic_num_partitions: i32,
+    /// How long the first rebalance of an empty group waits for more members (Kafka's
+    /// `group.initial.rebalance.delay.ms`).
+    pub group_initial_rebalance_delay_ms: i64,
+    /// Bounds on the session timeout a member may ask for (Kafka's
+    /// `group.min.session.timeout.ms` and `group.max.session.timeout.ms`).
+    pub group_min_session_timeout_ms: i32,
+    pub group_max_session_timeout_ms: i32,
+    /// How long an empty group's committed offsets are kept (Kafka's
+    /// `offsets.retention.minutes`).
+    pub offsets_retention_minutes: i64,
 }
 
 impl Default for BrokerConfig {
@@ -55,6 +65,10 @@ impl Default for BrokerConfig {
             log_retention_bytes: -1,
             log_retention_check_interval_ms: 5 * 60 * 1000,
             offsets_topic_num_partitions: 50,
+            group_initial_rebalance_delay_ms: 3_000,
+            group_min_session_timeout_ms: 6_000,
+            group_max_session_timeout_ms: 1_800_000,
+            offsets_retention_minutes: 7 * 24 * 60,
         }
     }
 }
@@ -120,6 +134,20 @@ impl BrokerConfig {
         if self.offsets_topic_num_partitions < 1 {
             return invalid("offsets_topic_num_partitions must be >= 1".to_string());
         }
+        if self.group_initial_rebalance_delay_ms < 0 {
+            return invalid("group_initial_rebalance_delay_ms must be >= 0".to_string());
+        }
+        if self.group_min_session_timeout_ms < 1
+            || self.group_max_session_timeout_ms < self.group_min_session_timeout_ms
+        {
+            return invalid(format!(
+                "need 1 <= group_min_session_timeout_ms <= group_max_session_timeout_ms, got {} and {}",
+                self.group_min_session_timeout_ms, self.group_max_session_timeout_ms
+            ));
+        }
+        if self.offsets_retention_minutes < 1 {
+            return invalid("offsets_retention_minutes must be >= 1".to_string());
+        }
         if self.log_segment_bytes < 14 {
             return invalid(format!(
                 "log_segment_bytes must be >= 14, got {}",
@@ -163,6 +191,10 @@ pub const KEYS: &[&str] = &[
     "log_retention_bytes",
     "log_retention_check_interval_ms",
     "offsets_topic_num_partitions",
+    "group_initial_rebalance_delay_ms",
+    "group_min_session_timeout_ms",
+    "group_max_session_timeout_ms",
+    "offsets_retention_minutes",
 ];
 
 /// The `FRESHET_*` variables naming configuration keys, as a TOML table. Values that parse as

@@ -77,7 +77,7 @@ pub async fn serve(ctx: Arc<Context>, stream: TcpStream, peer: SocketAddr) {
                 if let Err(reason) = read {
                     break reason;
                 }
-                if let Err(reason) = take_frames(&ctx, &mut buf, frame_bytes_max, &mut in_flight) {
+                if let Err(reason) = take_frames(&ctx, peer, &mut buf, frame_bytes_max, &mut in_flight) {
                     break reason;
                 }
             }
@@ -116,6 +116,7 @@ async fn read_more(
 /// Splits off every complete frame in `buf` and dispatches it.
 fn take_frames(
     ctx: &Arc<Context>,
+    peer: SocketAddr,
     buf: &mut BytesMut,
     frame_bytes_max: usize,
     in_flight: &mut FuturesOrdered<Pending>,
@@ -123,13 +124,17 @@ fn take_frames(
     while let Some(frame) =
         frame::decode_frame(buf, frame_bytes_max).map_err(|e| Close::Protocol(e.to_string()))?
     {
-        in_flight.push_back(dispatch_frame(ctx, frame)?);
+        in_flight.push_back(dispatch_frame(ctx, peer, frame)?);
     }
     Ok(())
 }
 
 /// Decodes one request frame and starts handling it.
-fn dispatch_frame(ctx: &Arc<Context>, mut frame: Bytes) -> Result<Pending, Close> {
+fn dispatch_frame(
+    ctx: &Arc<Context>,
+    peer: SocketAddr,
+    mut frame: Bytes,
+) -> Result<Pending, Close> {
     let (key, version) = wire::peek_key_and_version(&frame)
         .ok_or_else(|| Close::Protocol("frame too short for a request header".into()))?;
     let api_key =
@@ -151,17 +156,19 @@ fn dispatch_frame(ctx: &Arc<Context>, mut frame: Bytes) -> Result<Pending, Close
     let request = Request::decode(api_key, version, &mut frame)
         .map_err(|e| Close::Protocol(format!("cannot parse {} v{version}: {e}", api_key.name())))?;
     let correlation_id = header.correlation_id;
-    Ok(match handlers::dispatch(ctx.clone(), header, request) {
-        Reply::Now(response) => ready(correlation_id, version, response),
-        Reply::Later(future) => Box::pin(async move {
-            Some(Encoded {
-                correlation_id,
-                version,
-                response: future.await,
-            })
-        }),
-        Reply::Nothing => Box::pin(std::future::ready(None)),
-    })
+    Ok(
+        match handlers::dispatch(ctx.clone(), header, request, peer) {
+            Reply::Now(response) => ready(correlation_id, version, response),
+            Reply::Later(future) => Box::pin(async move {
+                Some(Encoded {
+                    correlation_id,
+                    version,
+                    response: future.await,
+                })
+            }),
+            Reply::Nothing => Box::pin(std::future::ready(None)),
+        },
+    )
 }
 
 fn ready(correlation_id: i32, version: i16, response: Response) -> Pending {

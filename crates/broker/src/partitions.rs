@@ -252,8 +252,18 @@ pub fn log_config(c: &EffectiveTopicConfig) -> LogConfig {
         segment_ms: positive(c.segment_ms).unwrap_or(u64::MAX),
         segment_index_bytes_max: u32::try_from(c.segment_index_bytes.max(24)).unwrap_or(u32::MAX),
         index_interval_bytes: u32::try_from(c.index_interval_bytes.max(1)).unwrap_or(4096),
-        retention_ms: c.retention_ms.max(-1),
-        retention_bytes: c.retention_bytes.max(-1),
+        // A compacted-only topic keeps every segment: time and size retention are the
+        // `delete` policy's (Kafka's rule), and compaction is the log cleaner's job.
+        retention_ms: if c.cleanup_policy_delete {
+            c.retention_ms.max(-1)
+        } else {
+            -1
+        },
+        retention_bytes: if c.cleanup_policy_delete {
+            c.retention_bytes.max(-1)
+        } else {
+            -1
+        },
         flush,
     }
 }

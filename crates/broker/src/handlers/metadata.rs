@@ -56,6 +56,13 @@ async fn auto_create(ctx: &Context, requested: &[(Option<String>, Uuid)]) {
         if image.topic(name).is_some() {
             continue;
         }
+        if name == crate::groups::OFFSETS_TOPIC {
+            // Created with its own settings (compacted, 50 partitions), as Kafka does.
+            if let Err(e) = ctx.groups.ensure_offsets_topic(ctx).await {
+                tracing::warn!(topic = name, error = %e, "auto-creating topic");
+            }
+            continue;
+        }
         let new = NewTopic {
             name: name.to_string(),
             ..Default::default()

@@ -24,6 +24,7 @@ pub mod produce;
 use crate::broker::Context;
 use freshet_protocol::{ApiKey, Request, RequestHeader, Response};
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -61,6 +62,17 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeCluster, 0, 1),
     (ApiKey::DeleteRecords, 0, 2),
     (ApiKey::FindCoordinator, 0, 6),
+    // Consumer groups (classic protocol and committed offsets), answered by `groups`.
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::OffsetCommit, 2, 9),
+    (ApiKey::OffsetFetch, 1, 9),
+    (ApiKey::ListGroups, 0, 5),
+    (ApiKey::DescribeGroups, 0, 5),
+    (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::OffsetDelete, 0, 0),
 ];
 
 pub fn supported_range(api_key: ApiKey) -> Option<(i16, i16)> {
@@ -76,12 +88,33 @@ pub fn is_supported(api_key: ApiKey, version: i16) -> bool {
 
 /// Routes a decoded request to its handler. Only APIs in [`SUPPORTED`] reach here (the
 /// connection closes on the others, as Kafka does).
-pub fn dispatch(ctx: Arc<Context>, header: RequestHeader, request: Request) -> Reply {
+pub fn dispatch(
+    ctx: Arc<Context>,
+    header: RequestHeader,
+    request: Request,
+    peer: SocketAddr,
+) -> Reply {
     let version = header.request_api_version;
     match request {
-        Request::FindCoordinator(r) => Reply::Now(Response::FindCoordinator(
-            find_coordinator::handle(&ctx, &r, version),
-        )),
+        Request::FindCoordinator(r) => Reply::later(async move {
+            Response::FindCoordinator(find_coordinator::handle(&ctx, &r, version).await)
+        }),
+        Request::JoinGroup(_)
+        | Request::SyncGroup(_)
+        | Request::Heartbeat(_)
+        | Request::LeaveGroup(_)
+        | Request::OffsetCommit(_)
+        | Request::OffsetFetch(_)
+        | Request::ListGroups(_)
+        | Request::DescribeGroups(_)
+        | Request::DeleteGroups(_)
+        | Request::OffsetDelete(_) => Reply::later(async move {
+            // Kafka reports a client's host as Java's InetAddress prints it: "/127.0.0.1".
+            let host = format!("/{}", peer.ip());
+            ctx.groups
+                .call(version, header.client_id, host, request)
+                .await
+        }),
         Request::ApiVersions(r) => {
             Reply::Now(Response::ApiVersions(api_versions::handle(&r, version)))
         }

@@ -60,6 +60,9 @@ async fn start_in(dir: &Path) -> Broker {
     let config = BrokerConfig {
         data_dir: dir.to_path_buf(),
         listen: "127.0.0.1:0".to_string(),
+        // Groups form at once, and __consumer_offsets is quick to create.
+        group_initial_rebalance_delay_ms: 0,
+        offsets_topic_num_partitions: 3,
         ..BrokerConfig::default()
     };
     Broker::start(config).await.expect("broker starts")
@@ -153,4 +156,49 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock after 1970")
         .as_millis() as i64
+}
+
+/// Every record of `topic`-`partition` as (offset, key, value), read with one Fetch v12
+/// from offset 0 (enough for the small logs of tests).
+pub async fn read_all(
+    broker: &TestBroker,
+    topic: &str,
+    partition: i32,
+) -> Vec<(i64, Option<Bytes>, Option<Bytes>)> {
+    use freshet_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use freshet_protocol::messages::FetchRequest;
+    let mut client = broker.client().await;
+    let request = FetchRequest {
+        replica_id: -1,
+        max_bytes: 50 * 1024 * 1024,
+        session_epoch: -1,
+        topics: vec![FetchTopic {
+            topic: topic.to_string(),
+            partitions: vec![FetchPartition {
+                partition,
+                current_leader_epoch: -1,
+                last_fetched_epoch: -1,
+                log_start_offset: -1,
+                partition_max_bytes: 50 * 1024 * 1024,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let Response::Fetch(response) = client.send(12, request.into()).await else {
+        panic!("not a fetch response");
+    };
+    let data = &response.responses[0].partitions[0];
+    assert_eq!(data.error_code, 0, "fetch {topic}-{partition}");
+    let bytes = data.records.clone().unwrap_or_default();
+    let mut out = Vec::new();
+    for (start, header) in freshet_records::split_batches(&bytes).map_while(Result::ok) {
+        let batch = bytes.slice(start..start + header.total_len());
+        for record in freshet_records::records(&batch, 64 << 20).expect("records") {
+            let record = record.expect("record");
+            out.push((record.offset, record.key, record.value));
+        }
+    }
+    out
 }

@@ -1,0 +1,339 @@
+//! Consumer groups through the broker: the coordinator task, `__consumer_offsets` on disk,
+//! and reloading after a restart. The state machine itself is tested in `freshet-group`.
+
+mod support;
+
+use bytes::Bytes;
+use freshet_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+use freshet_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use freshet_protocol::messages::offset_fetch_request::{
+    OffsetFetchRequestGroup, OffsetFetchRequestTopics,
+};
+use freshet_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
+use freshet_protocol::messages::*;
+use support::{Client, TestBroker};
+
+const GROUP: &str = "g1";
+const MEMBER_ID_REQUIRED: i16 = 79;
+const UNKNOWN_MEMBER_ID: i16 = 25;
+const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+const GROUP_ID_NOT_FOUND: i16 = 69;
+
+fn join(member_id: &str) -> JoinGroupRequest {
+    JoinGroupRequest {
+        group_id: GROUP.into(),
+        session_timeout_ms: 10_000,
+        rebalance_timeout_ms: 10_000,
+        member_id: member_id.into(),
+        protocol_type: "consumer".into(),
+        protocols: vec![JoinGroupRequestProtocol {
+            name: "range".into(),
+            metadata: Bytes::from_static(b"subscription"),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+/// Joins as the only member and completes the rebalance; returns (member id, generation).
+async fn join_and_sync(c: &mut Client) -> (String, i32) {
+    let first = call!(c, 9, JoinGroup, join(""));
+    assert_eq!(first.error_code, MEMBER_ID_REQUIRED, "KIP-394 first join");
+    let joined = call!(c, 9, JoinGroup, join(&first.member_id));
+    assert_eq!(joined.error_code, 0);
+    assert_eq!(joined.leader, joined.member_id, "the only member leads");
+    assert_eq!(joined.members.len(), 1);
+    let synced = call!(
+        c,
+        5,
+        SyncGroup,
+        SyncGroupRequest {
+            group_id: GROUP.into(),
+            generation_id: joined.generation_id,
+            member_id: joined.member_id.clone(),
+            protocol_type: Some("consumer".into()),
+            protocol_name: Some("range".into()),
+            assignments: vec![SyncGroupRequestAssignment {
+                member_id: joined.member_id.clone(),
+                assignment: Bytes::from_static(b"assignment"),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    );
+    assert_eq!(synced.error_code, 0);
+    assert_eq!(synced.assignment, Bytes::from_static(b"assignment"));
+    (joined.member_id, joined.generation_id)
+}
+
+async fn commit(c: &mut Client, member: &str, generation: i32, topic: &str, offset: i64) -> i16 {
+    let response = call!(
+        c,
+        9,
+        OffsetCommit,
+        OffsetCommitRequest {
+            group_id: GROUP.into(),
+            generation_id_or_member_epoch: generation,
+            member_id: member.into(),
+            topics: vec![OffsetCommitRequestTopic {
+                name: topic.into(),
+                partitions: vec![OffsetCommitRequestPartition {
+                    partition_index: 0,
+                    committed_offset: offset,
+                    committed_leader_epoch: 3,
+                    committed_metadata: Some("meta".into()),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    );
+    response.topics[0].partitions[0].error_code
+}
+
+/// (offset, leader epoch, metadata) committed for `topic`-0, via the batched OffsetFetch v9.
+async fn fetch_committed(c: &mut Client, topic: &str) -> (i64, i32, Option<String>) {
+    let response = call!(
+        c,
+        9,
+        OffsetFetch,
+        OffsetFetchRequest {
+            groups: vec![OffsetFetchRequestGroup {
+                group_id: GROUP.into(),
+                member_epoch: -1,
+                topics: Some(vec![OffsetFetchRequestTopics {
+                    name: topic.into(),
+                    partition_indexes: vec![0],
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    );
+    let group = &response.groups[0];
+    assert_eq!(group.error_code, 0);
+    let p = &group.topics[0].partitions[0];
+    assert_eq!(p.error_code, 0);
+    (
+        p.committed_offset,
+        p.committed_leader_epoch,
+        p.metadata.clone(),
+    )
+}
+
+async fn find_coordinator(c: &mut Client) -> FindCoordinatorResponse {
+    call!(
+        c,
+        6,
+        FindCoordinator,
+        FindCoordinatorRequest {
+            key_type: 0,
+            coordinator_keys: vec![GROUP.into()],
+            ..Default::default()
+        }
+    )
+}
+
+#[tokio::test]
+async fn find_coordinator_creates_the_internal_offsets_topic() {
+    let broker = TestBroker::start().await;
+    let mut c = broker.client().await;
+    let found = find_coordinator(&mut c).await;
+    let coordinator = &found.coordinators[0];
+    assert_eq!(coordinator.error_code, 0);
+    assert_eq!(coordinator.port, i32::from(broker.addr().port()));
+    let metadata = call!(
+        c,
+        12,
+        Metadata,
+        MetadataRequest {
+            topics: Some(vec![metadata_request::MetadataRequestTopic {
+                name: Some("__consumer_offsets".into()),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }
+    );
+    let topic = &metadata.topics[0];
+    assert_eq!(topic.error_code, 0);
+    assert!(topic.is_internal);
+    // The test broker sets offsets_topic_num_partitions = 3.
+    assert_eq!(topic.partitions.len(), 3);
+    let configs = call!(
+        c,
+        4,
+        DescribeConfigs,
+        DescribeConfigsRequest {
+            resources: vec![describe_configs_request::DescribeConfigsResource {
+                resource_type: 2,
+                resource_name: "__consumer_offsets".into(),
+                configuration_keys: Some(vec!["cleanup.policy".into()]),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    );
+    assert_eq!(
+        configs.results[0].configs[0].value.as_deref(),
+        Some("compact")
+    );
+    // Transactions have no coordinator yet.
+    let txn = call!(
+        c,
+        6,
+        FindCoordinator,
+        FindCoordinatorRequest {
+            key_type: 1,
+            coordinator_keys: vec!["t".into()],
+            ..Default::default()
+        }
+    );
+    assert_eq!(txn.coordinators[0].error_code, COORDINATOR_NOT_AVAILABLE);
+}
+
+#[tokio::test]
+async fn a_member_joins_commits_and_the_offsets_survive_a_restart() {
+    let broker = TestBroker::start().await;
+    let mut c = broker.client().await;
+    find_coordinator(&mut c).await;
+    let (member, generation) = join_and_sync(&mut c).await;
+    let heartbeat = call!(
+        c,
+        4,
+        Heartbeat,
+        HeartbeatRequest {
+            group_id: GROUP.into(),
+            generation_id: generation,
+            member_id: member.clone(),
+            ..Default::default()
+        }
+    );
+    assert_eq!(heartbeat.error_code, 0);
+    assert_eq!(commit(&mut c, &member, generation, "t", 42).await, 0);
+    assert_eq!(
+        commit(&mut c, "nobody", generation, "t", 43).await,
+        UNKNOWN_MEMBER_ID
+    );
+    assert_eq!(
+        fetch_committed(&mut c, "t").await,
+        (42, 3, Some("meta".into()))
+    );
+
+    drop(c);
+    let broker = broker.restart().await;
+    let mut c = broker.client().await;
+    // Loading may still be under way: COORDINATOR_LOAD_IN_PROGRESS is retriable.
+    let described = loop {
+        let described = call!(
+            c,
+            5,
+            DescribeGroups,
+            DescribeGroupsRequest {
+                groups: vec![GROUP.into()],
+                ..Default::default()
+            }
+        );
+        if described.groups[0].error_code != 14 {
+            break described;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    let group = &described.groups[0];
+    assert_eq!(group.error_code, 0);
+    assert_eq!(
+        group.group_state, "Stable",
+        "the member came back from the log"
+    );
+    assert_eq!(group.members[0].member_id, member);
+    assert_eq!(
+        fetch_committed(&mut c, "t").await,
+        (42, 3, Some("meta".into()))
+    );
+    // The reloaded member is still a member of the same generation.
+    assert_eq!(commit(&mut c, &member, generation, "t", 44).await, 0);
+    assert_eq!(fetch_committed(&mut c, "t").await.0, 44);
+}
+
+#[tokio::test]
+async fn group_records_are_in_kafkas_format_in_consumer_offsets() {
+    let broker = TestBroker::start().await;
+    let mut c = broker.client().await;
+    find_coordinator(&mut c).await;
+    let (member, generation) = join_and_sync(&mut c).await;
+    assert_eq!(commit(&mut c, &member, generation, "t", 7).await, 0);
+    let partition = freshet_group::partition_for(GROUP, 3);
+    let mut keys = Vec::new();
+    for (_, key, _) in support::read_all(&broker, "__consumer_offsets", partition).await {
+        let key = key.expect("every record has a key");
+        keys.push(i16::from_be_bytes([key[0], key[1]]));
+    }
+    // Group metadata (key version 2) at join and sync, then the offset commit (version 1).
+    assert!(keys.contains(&2), "{keys:?}");
+    assert_eq!(keys.last(), Some(&1), "{keys:?}");
+}
+
+#[tokio::test]
+async fn empty_groups_are_listed_and_deleted() {
+    let broker = TestBroker::start().await;
+    let mut c = broker.client().await;
+    find_coordinator(&mut c).await;
+    let (member, generation) = join_and_sync(&mut c).await;
+    assert_eq!(commit(&mut c, &member, generation, "t", 1).await, 0);
+    let left = call!(
+        c,
+        5,
+        LeaveGroup,
+        LeaveGroupRequest {
+            group_id: GROUP.into(),
+            members: vec![leave_group_request::MemberIdentity {
+                member_id: member.clone(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    );
+    assert_eq!(left.error_code, 0);
+    let listed = call!(c, 5, ListGroups, ListGroupsRequest::default());
+    let g = listed
+        .groups
+        .iter()
+        .find(|g| g.group_id == GROUP)
+        .expect("listed");
+    assert_eq!(g.group_state, "Empty");
+    let deleted = call!(
+        c,
+        2,
+        DeleteGroups,
+        DeleteGroupsRequest {
+            groups_names: vec![GROUP.into()],
+            ..Default::default()
+        }
+    );
+    assert_eq!(deleted.results[0].error_code, 0);
+    let again = call!(
+        c,
+        2,
+        DeleteGroups,
+        DeleteGroupsRequest {
+            groups_names: vec![GROUP.into()],
+            ..Default::default()
+        }
+    );
+    assert_eq!(again.results[0].error_code, GROUP_ID_NOT_FOUND);
+    // Deleted for good: tombstones keep it deleted across a restart.
+    drop(c);
+    let broker = broker.restart().await;
+    let mut c = broker.client().await;
+    let listed = loop {
+        let listed = call!(c, 5, ListGroups, ListGroupsRequest::default());
+        if listed.error_code != 14 {
+            break listed;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert!(listed.groups.iter().all(|g| g.group_id != GROUP));
+}
