@@ -25,6 +25,9 @@ use freshet_protocol::{ApiKey, Uuid};
 use crate::cluster::{BrokerInfo, ClientConfig, Cluster, PartitionInfo};
 use crate::error::{Error, KafkaCode, KafkaError};
 
+/// Consumer-group administration (`impl Admin` for groups and their offsets).
+pub mod groups;
+
 /// Kafka's `ConfigResource.Type.TOPIC`.
 const RESOURCE_TYPE_TOPIC: i8 = 2;
 

@@ -18,6 +18,7 @@ pub mod versions;
 /// Keys, values and header values are `Bytes` (re-exported so users need not depend on it).
 pub use bytes::Bytes;
 
+pub use admin::groups::{CommittedOffset, GroupDescription, GroupListing, MemberDescription};
 pub use admin::{Admin, AlterConfigOp, ConfigEntry, NewTopic, TopicDescription};
 pub use cluster::{BrokerInfo, ClientConfig, PartitionInfo, TopicInfo};
 pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, OffsetSpec};
