@@ -1,7 +1,7 @@
 //! The consumer without groups: assign partitions, seek (offset, beginning, end,
 //! timestamp), poll. Positions live here; nothing is committed to the broker.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -106,6 +106,8 @@ pub struct Consumer {
     cluster: Arc<Cluster>,
     config: ConsumerConfig,
     positions: BTreeMap<TopicPartition, Position>,
+    /// Assigned partitions that poll does not fetch until resumed.
+    paused: BTreeSet<TopicPartition>,
 }
 
 impl Consumer {
@@ -114,6 +116,7 @@ impl Consumer {
             cluster: Arc::new(Cluster::new(config.client.clone())?),
             config,
             positions: BTreeMap::new(),
+            paused: BTreeSet::new(),
         })
     }
 
@@ -130,6 +133,37 @@ impl Consumer {
             positions.insert(tp, position);
         }
         self.positions = positions;
+        let positions = &self.positions;
+        self.paused.retain(|tp| positions.contains_key(tp));
+    }
+
+    /// Stops fetching from `partitions` (positions are kept) until [`Consumer::resume`].
+    pub fn pause(&mut self, partitions: &[TopicPartition]) -> Result<(), Error> {
+        if let Some(tp) = partitions
+            .iter()
+            .find(|tp| !self.positions.contains_key(*tp))
+        {
+            return Err(not_assigned(tp));
+        }
+        self.paused.extend(partitions.iter().cloned());
+        Ok(())
+    }
+
+    /// Fetches from `partitions` again. Partitions not paused are ignored.
+    pub fn resume(&mut self, partitions: &[TopicPartition]) {
+        for tp in partitions {
+            self.paused.remove(tp);
+        }
+    }
+
+    /// The paused partitions, sorted.
+    pub fn paused(&self) -> Vec<TopicPartition> {
+        self.paused.iter().cloned().collect()
+    }
+
+    /// The cluster view (connections, metadata) this consumer uses.
+    pub(crate) fn cluster(&self) -> &Arc<Cluster> {
+        &self.cluster
     }
 
     pub fn assignment(&self) -> Vec<TopicPartition> {
@@ -430,7 +464,12 @@ impl Consumer {
 
     /// One Fetch to each leader of an assigned partition, in parallel.
     async fn fetch_once(&mut self, max_wait_ms: i32) -> Result<Vec<ConsumerRecord>, Error> {
-        let assigned: Vec<TopicPartition> = self.positions.keys().cloned().collect();
+        let assigned: Vec<TopicPartition> = self
+            .positions
+            .keys()
+            .filter(|tp| !self.paused.contains(*tp))
+            .cloned()
+            .collect();
         if assigned.is_empty() {
             tokio::time::sleep(Duration::from_millis(max_wait_ms.max(0) as u64)).await;
             return Ok(Vec::new());

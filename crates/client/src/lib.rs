@@ -1,7 +1,8 @@
 //! Freshet's Rust Kafka client: a [`Producer`] (murmur2 partitioner compatible with the
 //! Java client, sticky partitioning, per-partition batches, a background sender with
-//! retries, idempotence on by default), a [`Consumer`] (assign, seek, poll; no groups yet)
-//! and an [`Admin`] client for topics and configs.
+//! retries, idempotence on by default), a [`Consumer`] (assign, seek, poll), a
+//! [`GroupConsumer`] (consumer groups: subscribe, rebalance, commit; see [`group`]) and an
+//! [`Admin`] client for topics and configs.
 //!
 //! Speaks the Kafka protocol to any Kafka-compatible broker; versions are negotiated per
 //! API with ApiVersions (see [`versions`]).
@@ -12,6 +13,7 @@ pub mod connection;
 pub mod consumer;
 pub mod coordinator;
 pub mod error;
+pub mod group;
 pub mod producer;
 pub mod versions;
 
@@ -24,6 +26,10 @@ pub use cluster::{BrokerInfo, ClientConfig, PartitionInfo, TopicInfo};
 pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, OffsetSpec};
 pub use error::{Error, KafkaCode, KafkaError, ProduceError};
 pub use freshet_records::Compression;
+pub use group::{
+    AssignmentStrategy, CommitHandle, GroupConsumer, GroupConsumerConfig, OffsetAndMetadata,
+    RebalanceEvent, RebalanceListener,
+};
 pub use producer::{
     Acks, DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata,
 };

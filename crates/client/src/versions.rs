@@ -29,6 +29,11 @@ pub fn client_range(api: ApiKey) -> (i16, i16) {
         ApiKey::FindCoordinator => (0, spec_max.min(6)),
         ApiKey::OffsetCommit => (2, spec_max.min(9)),
         ApiKey::OffsetFetch => (1, spec_max.min(9)),
+        // Group membership (the group consumer); JoinGroup v2 is the lowest Kafka 4 serves.
+        ApiKey::JoinGroup => (2, spec_max.min(9)),
+        ApiKey::SyncGroup => (0, spec_max.min(5)),
+        ApiKey::Heartbeat => (0, spec_max.min(4)),
+        ApiKey::LeaveGroup => (0, spec_max.min(5)),
         ApiKey::ListGroups => (0, spec_max.min(5)),
         ApiKey::DescribeGroups => (0, spec_max.min(5)),
         ApiKey::DeleteGroups => (0, spec_max.min(2)),
