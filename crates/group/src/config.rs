@@ -17,6 +17,14 @@ pub struct GroupConfig {
     /// Mixed into generated member ids so that ids stay unique across coordinator restarts
     /// (Kafka uses a random UUID; the broker passes a random seed, tests a fixed one).
     pub member_id_seed: u64,
+    /// `group.consumer.session.timeout.ms`: a KIP-848 member that sends no
+    /// ConsumerGroupHeartbeat for this long is removed.
+    pub consumer_session_timeout_ms: i32,
+    /// `group.consumer.heartbeat.interval.ms`: told to KIP-848 members in every heartbeat
+    /// response.
+    pub consumer_heartbeat_interval_ms: i32,
+    /// `group.consumer.max.size`: members a KIP-848 group may have (GROUP_MAX_SIZE_REACHED).
+    pub consumer_max_size: usize,
 }
 
 impl Default for GroupConfig {
@@ -29,6 +37,9 @@ impl Default for GroupConfig {
             offsets_retention_check_interval_ms: 600_000,
             offset_metadata_bytes_max: 4_096,
             member_id_seed: 0,
+            consumer_session_timeout_ms: 45_000,
+            consumer_heartbeat_interval_ms: 5_000,
+            consumer_max_size: i32::MAX as usize,
         }
     }
 }

@@ -16,15 +16,25 @@ use freshet_protocol::Response;
 
 use crate::classic::{ClassicGroup, GroupState, InitialJoin, Member, Parked};
 use crate::codes;
+use crate::consumer::{ConsumerGroup, TopicsSnapshot};
 use crate::records::{self, DecodedKey, Record, RecordError};
 use crate::{GroupConfig, Output, RequestContext, RequestHandle};
 
-/// A group and its committed offsets. KIP-848 groups will be a second kind beside
-/// `ClassicGroup` sharing the same offset store.
+/// A group and its committed offsets. A KIP-848 group has `consumer` set; its classic
+/// part then stays Empty with no members.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct GroupEntry {
     pub(crate) group: ClassicGroup,
     pub(crate) offsets: BTreeMap<(String, i32), OffsetCommitValue>,
+    pub(crate) consumer: Option<ConsumerGroup>,
+}
+
+impl GroupEntry {
+    /// Whether the group has no members of either protocol.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.group.state == GroupState::Empty
+            && self.consumer.as_ref().is_none_or(|c| c.members.is_empty())
+    }
 }
 
 /// The coordinator of every group in the `__consumer_offsets` partitions this broker leads.
@@ -33,7 +43,9 @@ pub struct GroupCoordinator {
     pub(crate) config: GroupConfig,
     pub(crate) groups: BTreeMap<String, GroupEntry>,
     /// Counter for generated member ids (with `config.member_id_seed`).
-    member_ids_issued: u64,
+    pub(crate) member_ids_issued: u64,
+    /// The cluster's topics, for KIP-848 assignment ([`GroupCoordinator::update_topics`]).
+    pub(crate) topics: TopicsSnapshot,
     /// True between [`GroupCoordinator::loading`] and [`GroupCoordinator::finish_load`]:
     /// requests are answered COORDINATOR_LOAD_IN_PROGRESS meanwhile.
     pub(crate) loading: bool,
@@ -155,6 +167,7 @@ impl GroupCoordinator {
             config,
             groups: BTreeMap::new(),
             member_ids_issued: 0,
+            topics: TopicsSnapshot::new(),
             loading: false,
             next_offsets_check_ms: None,
             last_scheduled_ms: None,
@@ -191,6 +204,13 @@ impl GroupCoordinator {
     pub fn assert_invariants(&self) {
         for entry in self.groups.values() {
             entry.group.assert_invariants();
+            if let Some(consumer) = &entry.consumer {
+                consumer.assert_invariants();
+                assert!(
+                    entry.group.members.is_empty(),
+                    "consumer group with classic members"
+                );
+            }
         }
     }
 
@@ -228,9 +248,11 @@ impl GroupCoordinator {
             let entry = GroupEntry {
                 group: ClassicGroup::new(&request.group_id, now_ms),
                 offsets: BTreeMap::new(),
+                consumer: None,
             };
             self.groups.insert(request.group_id.clone(), entry);
         }
+        self.convert_empty_consumer_group(now_ms, &request.group_id, &mut out);
         if request.member_id.is_empty() {
             self.join_unknown_member(now_ms, ctx, request, &mut out);
         } else {
@@ -238,6 +260,19 @@ impl GroupCoordinator {
         }
         self.schedule(&mut out);
         out
+    }
+
+    /// A classic JoinGroup for an empty KIP-848 group turns it into a classic group: its
+    /// records are tombstoned, its offsets stay.
+    fn convert_empty_consumer_group(&mut self, now_ms: i64, group_id: &str, out: &mut Vec<Output>) {
+        let Some(entry) = self.groups.get_mut(group_id) else {
+            return;
+        };
+        let Some(consumer) = entry.consumer.take() else {
+            return;
+        };
+        entry.group = ClassicGroup::new(group_id, now_ms);
+        out.push(persist(group_id, consumer.tombstones()));
     }
 
     fn validate_join(&self, request: &JoinGroupRequest) -> i16 {
@@ -254,6 +289,16 @@ impl GroupCoordinator {
             return codes::INVALID_SESSION_TIMEOUT;
         }
         let names: Vec<String> = request.protocols.iter().map(|p| p.name.clone()).collect();
+        // group.consumer.migration.policy=disabled: a KIP-848 group with members does not
+        // take classic members (an empty one becomes a classic group).
+        let consumer_members = self
+            .groups
+            .get(&request.group_id)
+            .and_then(|e| e.consumer.as_ref())
+            .is_some_and(|c| !c.members.is_empty());
+        if consumer_members {
+            return codes::INCONSISTENT_GROUP_PROTOCOL;
+        }
         let compatible = match self.groups.get(&request.group_id) {
             Some(entry) => entry
                 .group
@@ -852,6 +897,7 @@ impl GroupCoordinator {
             self.fire_join_deadline(now_ms, group_id, &mut out);
             self.fire_sync_deadline(now_ms, group_id, &mut out);
         }
+        self.expire_consumer_members(now_ms, &mut out);
         if self.next_offsets_check_ms.is_some_and(|at| at <= now_ms) {
             self.expire_offsets(now_ms, &mut out);
         }
@@ -935,7 +981,13 @@ impl GroupCoordinator {
     pub fn next_deadline_ms(&self) -> Option<i64> {
         self.groups
             .values()
-            .filter_map(|e| e.group.next_deadline_ms())
+            .flat_map(|e| {
+                let consumer = e
+                    .consumer
+                    .as_ref()
+                    .and_then(ConsumerGroup::next_deadline_ms);
+                e.group.next_deadline_ms().into_iter().chain(consumer)
+            })
             .chain(self.next_offsets_check_ms)
             .min()
     }
@@ -953,12 +1005,13 @@ impl GroupCoordinator {
     // ---------------------------------------------------------------- load
 
     /// Applies one `__consumer_offsets` record read back at load. `value: None` is a
-    /// tombstone. Records of other kinds (KIP-848, share groups) are ignored for now.
+    /// tombstone. Share-group records (key versions 9+) are ignored.
     pub fn replay(&mut self, key: &Bytes, value: Option<&Bytes>) -> Result<(), ReplayError> {
         match records::decode_key(key).map_err(ReplayError::Record)? {
             DecodedKey::Offset(k) => self.replay_offset(k.group, k.topic, k.partition, value),
             DecodedKey::Group(k) => self.replay_group(k.group, value),
             DecodedKey::Other(_) => Ok(()),
+            other => self.replay_consumer(&other, value).map(|_| ()),
         }
     }
 
@@ -968,6 +1021,7 @@ impl GroupCoordinator {
             .or_insert_with(|| GroupEntry {
                 group: ClassicGroup::new(group_id, -1),
                 offsets: BTreeMap::new(),
+                consumer: None,
             })
     }
 
@@ -1000,7 +1054,7 @@ impl GroupCoordinator {
             let keep = self
                 .groups
                 .get(&group_id)
-                .is_some_and(|e| !e.offsets.is_empty());
+                .is_some_and(|e| !e.offsets.is_empty() || e.consumer.is_some());
             if keep {
                 self.entry_or_new(&group_id).group = ClassicGroup::new(&group_id, -1);
             } else {
@@ -1011,6 +1065,10 @@ impl GroupCoordinator {
         let value = records::decode_group_value(bytes).map_err(ReplayError::Record)?;
         let entry = self.entry_or_new(&group_id);
         entry.group = group_from_record(&group_id, value);
+        if !entry.group.members.is_empty() {
+            // A classic record after the group's KIP-848 records: it became classic.
+            entry.consumer = None;
+        }
         Ok(())
     }
 
@@ -1018,6 +1076,7 @@ impl GroupCoordinator {
     /// schedules their heartbeats on load.
     pub fn finish_load(&mut self, now_ms: i64) -> Vec<Output> {
         self.loading = false;
+        self.finish_consumer_load(now_ms);
         for entry in self.groups.values_mut() {
             for member in entry.group.members.values_mut() {
                 member.heartbeat_deadline_ms = now_ms + i64::from(member.session_timeout_ms);

@@ -16,15 +16,21 @@
 //!
 //! The rules and record formats are documented in `docs/design/group.md`.
 
+pub mod assignor;
 pub mod classic;
 pub mod codes;
 mod config;
+pub mod consumer;
+mod consumer_handlers;
 mod coordinator;
 mod offsets;
 pub mod records;
 
 pub use classic::GroupState;
 pub use config::GroupConfig;
+pub use consumer::{
+    ConsumerGroup, ConsumerGroupState, ConsumerMember, MemberState, TopicMeta, TopicsSnapshot,
+};
 pub use coordinator::{partition_for, GroupCoordinator, ReplayError};
 pub use records::Record;
 

@@ -26,6 +26,7 @@ use freshet_protocol::messages::{
 
 use crate::classic::{ClassicGroup, GroupState};
 use crate::codes;
+use crate::consumer::{ConsumerGroup, ConsumerMember};
 use crate::coordinator::{group_metadata_record, persist, respond, GroupCoordinator, GroupEntry};
 use crate::records::{self, Record};
 use crate::{Output, RequestContext};
@@ -37,8 +38,11 @@ type OffsetMap = BTreeMap<(String, i32), OffsetCommitValue>;
 const NO_OFFSET: i64 = -1;
 const NO_LEADER_EPOCH: i32 = -1;
 
-/// The group type ListGroups v5 reports for every group here.
+/// The group types ListGroups v5 reports.
 const CLASSIC_GROUP_TYPE: &str = "classic";
+const CONSUMER_GROUP_TYPE: &str = "consumer";
+/// The protocol type ListGroups reports for KIP-848 groups (as Kafka does).
+const CONSUMER_PROTOCOL_TYPE: &str = "consumer";
 
 impl GroupCoordinator {
     // ---------------------------------------------------------------- OffsetCommit
@@ -117,10 +121,14 @@ impl GroupCoordinator {
             let entry = GroupEntry {
                 group: ClassicGroup::new(&request.group_id, now_ms),
                 offsets: BTreeMap::new(),
+                consumer: None,
             };
             self.groups.insert(request.group_id.clone(), entry);
             return codes::NONE;
         };
+        if let Some(consumer) = &entry.consumer {
+            return validate_consumer_commit(consumer, api_version, request);
+        }
         let group = &mut entry.group;
         if generation < 0 && group.state == GroupState::Empty {
             // Admin clients and standalone consumers commit into an empty group whatever
@@ -214,6 +222,15 @@ impl GroupCoordinator {
                             .map(|t| (t.name.clone(), t.partition_indexes.clone()))
                             .collect()
                     });
+                    let member = g.member_id.as_deref().map(|id| (id, g.member_epoch));
+                    let error = self.validate_consumer_fetch(&g.group_id, member, g.member_epoch);
+                    if error != codes::NONE {
+                        return OffsetFetchResponseGroup {
+                            group_id: g.group_id.clone(),
+                            error_code: error,
+                            ..Default::default()
+                        };
+                    }
                     self.fetch_group(&g.group_id, wanted)
                 })
                 .collect();
@@ -231,6 +248,29 @@ impl GroupCoordinator {
         };
         respond(&mut out, ctx.handle, response);
         out
+    }
+
+    /// OffsetFetch v9 from a KIP-848 member: it must exist and send its current epoch
+    /// (UNKNOWN_MEMBER_ID, STALE_MEMBER_EPOCH). Without a member id (admin) anything goes.
+    fn validate_consumer_fetch(
+        &self,
+        group_id: &str,
+        member: Option<(&str, i32)>,
+        member_epoch: i32,
+    ) -> i16 {
+        let Some(group) = self.groups.get(group_id).and_then(|e| e.consumer.as_ref()) else {
+            return codes::NONE;
+        };
+        if self.loading || (member.is_none() && member_epoch < 0) {
+            return codes::NONE;
+        }
+        let Some(found) = member.and_then(|(id, _)| group.members.get(id)) else {
+            return codes::UNKNOWN_MEMBER_ID;
+        };
+        if found.member_epoch != member_epoch {
+            return codes::STALE_MEMBER_EPOCH;
+        }
+        codes::NONE
     }
 
     fn fetch_group(
@@ -290,7 +330,8 @@ impl GroupCoordinator {
             _ if self.loading => codes::COORDINATOR_LOAD_IN_PROGRESS,
             None => codes::GROUP_ID_NOT_FOUND,
             Some(e)
-                if e.group.state != GroupState::Empty
+                if e.consumer.is_none()
+                    && e.group.state != GroupState::Empty
                     && e.group.protocol_type.as_deref() != Some("consumer") =>
             {
                 codes::NON_EMPTY_GROUP
@@ -304,14 +345,23 @@ impl GroupCoordinator {
             };
         }
         let entry = self.groups.get_mut(&request.group_id).expect("checked");
+        let consumer_members: Option<Vec<ConsumerMember>> = entry
+            .consumer
+            .as_ref()
+            .map(|c| c.members.values().cloned().collect());
         let subscribed = subscribed_topics(&entry.group);
         let mut records = Vec::new();
         let topics = request
             .topics
             .iter()
             .map(|topic| {
-                let in_use = subscribed.as_ref().is_none_or(|s| s.contains(&topic.name))
-                    && entry.group.state != GroupState::Empty;
+                let in_use = match &consumer_members {
+                    Some(members) => members.iter().any(|m| m.subscribes_to(&topic.name)),
+                    None => {
+                        subscribed.as_ref().is_none_or(|s| s.contains(&topic.name))
+                            && entry.group.state != GroupState::Empty
+                    }
+                };
                 OffsetDeleteResponseTopic {
                     name: topic.name.clone(),
                     partitions: topic
@@ -353,13 +403,16 @@ impl GroupCoordinator {
         let retention_ms = self.config.offsets_retention_ms;
         let mut dead = Vec::new();
         for (group_id, entry) in &mut self.groups {
-            if entry.group.state != GroupState::Empty {
+            if !entry.is_empty() {
                 continue;
             }
             let mut records = expire_group_offsets(group_id, entry, now_ms, retention_ms);
             // A group waiting for a KIP-394 member to come back is not dead yet.
             if entry.offsets.is_empty() && entry.group.pending_members.is_empty() {
-                records.push(group_tombstone(group_id));
+                match &entry.consumer {
+                    Some(consumer) => records.extend(consumer.tombstones()),
+                    None => records.push(group_tombstone(group_id)),
+                }
                 dead.push(group_id.clone());
             }
             if !records.is_empty() {
@@ -395,16 +448,40 @@ impl GroupCoordinator {
                 .types_filter
                 .iter()
                 .any(|t| t.eq_ignore_ascii_case(CLASSIC_GROUP_TYPE));
+        let wants = |name: &str, type_name: &str| {
+            let state_ok = request.states_filter.is_empty()
+                || request
+                    .states_filter
+                    .iter()
+                    .any(|f| f.eq_ignore_ascii_case(name));
+            let type_ok = request.types_filter.is_empty()
+                || request
+                    .types_filter
+                    .iter()
+                    .any(|t| t.eq_ignore_ascii_case(type_name));
+            state_ok && type_ok
+        };
         let groups = self
             .groups
             .values()
-            .filter(|e| type_ok && state_ok(e.group.state))
-            .map(|e| ListedGroup {
-                group_id: e.group.group_id.clone(),
-                protocol_type: e.group.protocol_type.clone().unwrap_or_default(),
-                group_state: e.group.state.name().to_string(),
-                group_type: CLASSIC_GROUP_TYPE.to_string(),
-                ..Default::default()
+            .filter_map(|e| match &e.consumer {
+                Some(c) => {
+                    let state = c.state().name();
+                    wants(state, CONSUMER_GROUP_TYPE).then(|| ListedGroup {
+                        group_id: c.group_id.clone(),
+                        protocol_type: CONSUMER_PROTOCOL_TYPE.to_string(),
+                        group_state: state.to_string(),
+                        group_type: CONSUMER_GROUP_TYPE.to_string(),
+                        ..Default::default()
+                    })
+                }
+                None => (type_ok && state_ok(e.group.state)).then(|| ListedGroup {
+                    group_id: e.group.group_id.clone(),
+                    protocol_type: e.group.protocol_type.clone().unwrap_or_default(),
+                    group_state: e.group.state.name().to_string(),
+                    group_type: CLASSIC_GROUP_TYPE.to_string(),
+                    ..Default::default()
+                }),
             })
             .collect();
         let error_code = if self.loading {
@@ -451,6 +528,12 @@ impl GroupCoordinator {
         let Some(entry) = self.groups.get(group_id) else {
             return described;
         };
+        if entry.consumer.is_some() {
+            // DescribeGroups (v0-v5) knows classic groups only: Kafka answers a KIP-848
+            // group as it answers an unknown one (Dead, no error); ConsumerGroupDescribe
+            // describes it.
+            return described;
+        }
         let group = &entry.group;
         let stable = group.state == GroupState::Stable;
         let protocol = group.protocol_name.clone().unwrap_or_default();
@@ -516,14 +599,17 @@ impl GroupCoordinator {
         }
         match self.groups.get(group_id) {
             None => codes::GROUP_ID_NOT_FOUND,
-            Some(e) if e.group.state != GroupState::Empty => codes::NON_EMPTY_GROUP,
+            Some(e) if !e.is_empty() => codes::NON_EMPTY_GROUP,
             Some(e) => {
                 let mut records: Vec<Record> = e
                     .offsets
                     .keys()
                     .map(|k| offset_tombstone(group_id, k))
                     .collect();
-                records.push(group_tombstone(group_id));
+                match &e.consumer {
+                    Some(consumer) => records.extend(consumer.tombstones()),
+                    None => records.push(group_tombstone(group_id)),
+                }
                 out.push(persist(group_id, records));
                 self.groups.remove(group_id);
                 codes::NONE
@@ -537,6 +623,30 @@ impl GroupCoordinator {
             .get(group_id)
             .map(|e| group_metadata_record(&e.group, now_ms))
     }
+}
+
+/// Kafka's `ConsumerGroup.validateOffsetCommit`: an admin or standalone commit (epoch < 0)
+/// only into a group without members; otherwise the member must exist, use OffsetCommit
+/// v9+, and send its current member epoch.
+fn validate_consumer_commit(
+    group: &ConsumerGroup,
+    api_version: i16,
+    request: &OffsetCommitRequest,
+) -> i16 {
+    let epoch = request.generation_id_or_member_epoch;
+    if epoch < 0 && group.members.is_empty() {
+        return codes::NONE;
+    }
+    let Some(member) = group.members.get(&request.member_id) else {
+        return codes::UNKNOWN_MEMBER_ID;
+    };
+    if api_version < 9 {
+        return codes::UNSUPPORTED_VERSION;
+    }
+    if epoch != member.member_epoch {
+        return codes::STALE_MEMBER_EPOCH;
+    }
+    codes::NONE
 }
 
 fn member_error(group: &ClassicGroup, member_id: &str, instance_id: Option<&str>) -> i16 {
@@ -624,11 +734,14 @@ fn expire_group_offsets(
     now_ms: i64,
     retention_ms: i64,
 ) -> Vec<Record> {
-    let became_empty_ms = entry
-        .group
-        .protocol_type
-        .as_ref()
-        .map(|_| entry.group.state_timestamp_ms);
+    let became_empty_ms = match &entry.consumer {
+        Some(consumer) => Some(consumer.state_timestamp_ms),
+        None => entry
+            .group
+            .protocol_type
+            .as_ref()
+            .map(|_| entry.group.state_timestamp_ms),
+    };
     let expired: Vec<(String, i32)> = entry
         .offsets
         .iter()

@@ -5,6 +5,9 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use freshet_protocol::internal_records::group_metadata_value::MemberMetadata;
 use freshet_protocol::internal_records::{
+    ConsumerGroupCurrentMemberAssignmentKey, ConsumerGroupMemberMetadataKey,
+    ConsumerGroupMetadataKey, ConsumerGroupPartitionMetadataKey,
+    ConsumerGroupTargetAssignmentMemberKey, ConsumerGroupTargetAssignmentMetadataKey,
     GroupMetadataKey, GroupMetadataValue, OffsetCommitKey, OffsetCommitValue,
 };
 use freshet_protocol::{Decode, Encode};
@@ -20,6 +23,15 @@ pub const OFFSET_COMMIT_VALUE_VERSION: i16 = 3;
 pub const OFFSET_COMMIT_VALUE_VERSION_WITH_EXPIRY: i16 = 1;
 /// Group metadata value version Kafka 4 writes (has `group_instance_id`, not flexible).
 pub const GROUP_METADATA_VALUE_VERSION: i16 = 3;
+/// KIP-848 record key versions (each kind of consumer-group record has its own).
+pub const CONSUMER_GROUP_METADATA_KEY_VERSION: i16 = 3;
+pub const CONSUMER_GROUP_PARTITION_METADATA_KEY_VERSION: i16 = 4;
+pub const CONSUMER_GROUP_MEMBER_METADATA_KEY_VERSION: i16 = 5;
+pub const CONSUMER_GROUP_TARGET_ASSIGNMENT_METADATA_KEY_VERSION: i16 = 6;
+pub const CONSUMER_GROUP_TARGET_ASSIGNMENT_MEMBER_KEY_VERSION: i16 = 7;
+pub const CONSUMER_GROUP_CURRENT_MEMBER_ASSIGNMENT_KEY_VERSION: i16 = 8;
+/// Every KIP-848 record value is written at version 0 (flexible).
+pub const CONSUMER_GROUP_VALUE_VERSION: i16 = 0;
 
 /// One key/value pair to append to the group's `__consumer_offsets` partition.
 /// `value: None` is a tombstone (the key's previous value is deleted on replay/compaction).
@@ -34,8 +46,15 @@ pub struct Record {
 pub enum DecodedKey {
     Offset(OffsetCommitKey),
     Group(GroupMetadataKey),
-    /// KIP-848/share-group records (key versions 3+), kept by Kafka in the same topic; this
-    /// coordinator does not read them yet.
+    /// KIP-848 consumer-group records, key versions 3 to 8.
+    ConsumerGroupMetadata(ConsumerGroupMetadataKey),
+    ConsumerGroupPartitionMetadata(ConsumerGroupPartitionMetadataKey),
+    ConsumerGroupMemberMetadata(ConsumerGroupMemberMetadataKey),
+    ConsumerGroupTargetAssignmentMetadata(ConsumerGroupTargetAssignmentMetadataKey),
+    ConsumerGroupTargetAssignmentMember(ConsumerGroupTargetAssignmentMemberKey),
+    ConsumerGroupCurrentMemberAssignment(ConsumerGroupCurrentMemberAssignmentKey),
+    /// Share-group and later records (key versions 9+), kept by Kafka in the same topic;
+    /// this coordinator does not read them.
     Other(i16),
 }
 
@@ -119,7 +138,13 @@ pub fn decode_key(bytes: &Bytes) -> Result<DecodedKey, RecordError> {
     match version {
         0 | 1 => decode_as(body, version).map(DecodedKey::Offset),
         2 => decode_as(body, version).map(DecodedKey::Group),
-        v if v > 2 => Ok(DecodedKey::Other(v)),
+        3 => decode_as(body, version).map(DecodedKey::ConsumerGroupMetadata),
+        4 => decode_as(body, version).map(DecodedKey::ConsumerGroupPartitionMetadata),
+        5 => decode_as(body, version).map(DecodedKey::ConsumerGroupMemberMetadata),
+        6 => decode_as(body, version).map(DecodedKey::ConsumerGroupTargetAssignmentMetadata),
+        7 => decode_as(body, version).map(DecodedKey::ConsumerGroupTargetAssignmentMember),
+        8 => decode_as(body, version).map(DecodedKey::ConsumerGroupCurrentMemberAssignment),
+        v if v > 8 => Ok(DecodedKey::Other(v)),
         v => Err(RecordError::UnsupportedVersion(v)),
     }
 }
@@ -135,6 +160,65 @@ pub fn decode_offset_value(bytes: &Bytes) -> Result<OffsetCommitValue, RecordErr
 pub fn decode_group_value(bytes: &Bytes) -> Result<GroupMetadataValue, RecordError> {
     let (version, body) = split_version(bytes)?;
     if !(0..=4).contains(&version) {
+        return Err(RecordError::UnsupportedVersion(version));
+    }
+    decode_as(body, version)
+}
+
+pub fn consumer_group_metadata_key(group: &str) -> Bytes {
+    let key = ConsumerGroupMetadataKey {
+        group_id: group.to_string(),
+    };
+    encode_versioned(&key, CONSUMER_GROUP_METADATA_KEY_VERSION)
+}
+
+pub fn consumer_group_partition_metadata_key(group: &str) -> Bytes {
+    let key = ConsumerGroupPartitionMetadataKey {
+        group_id: group.to_string(),
+    };
+    encode_versioned(&key, CONSUMER_GROUP_PARTITION_METADATA_KEY_VERSION)
+}
+
+pub fn consumer_group_member_metadata_key(group: &str, member: &str) -> Bytes {
+    let key = ConsumerGroupMemberMetadataKey {
+        group_id: group.to_string(),
+        member_id: member.to_string(),
+    };
+    encode_versioned(&key, CONSUMER_GROUP_MEMBER_METADATA_KEY_VERSION)
+}
+
+pub fn consumer_group_target_assignment_metadata_key(group: &str) -> Bytes {
+    let key = ConsumerGroupTargetAssignmentMetadataKey {
+        group_id: group.to_string(),
+    };
+    encode_versioned(&key, CONSUMER_GROUP_TARGET_ASSIGNMENT_METADATA_KEY_VERSION)
+}
+
+pub fn consumer_group_target_assignment_member_key(group: &str, member: &str) -> Bytes {
+    let key = ConsumerGroupTargetAssignmentMemberKey {
+        group_id: group.to_string(),
+        member_id: member.to_string(),
+    };
+    encode_versioned(&key, CONSUMER_GROUP_TARGET_ASSIGNMENT_MEMBER_KEY_VERSION)
+}
+
+pub fn consumer_group_current_member_assignment_key(group: &str, member: &str) -> Bytes {
+    let key = ConsumerGroupCurrentMemberAssignmentKey {
+        group_id: group.to_string(),
+        member_id: member.to_string(),
+    };
+    encode_versioned(&key, CONSUMER_GROUP_CURRENT_MEMBER_ASSIGNMENT_KEY_VERSION)
+}
+
+/// Encodes any KIP-848 record value (all are version 0).
+pub fn consumer_group_value<T: Encode>(value: &T) -> Bytes {
+    encode_versioned(value, CONSUMER_GROUP_VALUE_VERSION)
+}
+
+/// Decodes a KIP-848 record value; only version 0 exists.
+pub fn decode_consumer_group_value<T: Decode>(bytes: &Bytes) -> Result<T, RecordError> {
+    let (version, body) = split_version(bytes)?;
+    if version != CONSUMER_GROUP_VALUE_VERSION {
         return Err(RecordError::UnsupportedVersion(version));
     }
     decode_as(body, version)

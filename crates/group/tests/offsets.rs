@@ -554,9 +554,16 @@ fn record_bytes_match_kafka_layout() {
             Some(&Bytes::from_static(b"\x00\x03\xff"))
         )
         .is_err());
+    // Share-group records (key versions 9+) are skipped; KIP-848 keys (3-8) must decode.
     assert!(c
         .replay(
             &Bytes::from_static(b"\x00\x07anything"),
+            Some(&Bytes::new())
+        )
+        .is_err());
+    assert!(c
+        .replay(
+            &Bytes::from_static(b"\x00\x0aanything"),
             Some(&Bytes::new())
         )
         .is_ok());
