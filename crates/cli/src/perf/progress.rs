@@ -17,7 +17,7 @@ pub struct Progress {
 }
 
 impl Progress {
-    /// `what` names the counted things in lines ("records sent", "records received").
+    /// `label` starts each progress line ("produce", "consume", "e2e").
     pub fn new(label: &'static str, total: u64, interval_ms: u64) -> Progress {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
