@@ -249,6 +249,13 @@ impl Coordinator {
         }
     }
 
+    /// Marks the member as rebalancing: heartbeats stop until the next SyncGroup succeeds.
+    pub fn begin_join(&self) {
+        let mut state = self.state();
+        state.stable = false;
+        state.rejoin_needed = false;
+    }
+
     /// Sends JoinGroup and waits for the rebalance to reach this member.
     pub async fn join(
         &self,
@@ -259,9 +266,7 @@ impl Coordinator {
         let connection = self.connection().await?;
         let version = connection.version(ApiKey::JoinGroup)?;
         let (member_id, reason) = {
-            let mut state = self.state();
-            state.stable = false;
-            state.rejoin_needed = false;
+            let state = self.state();
             (state.member_id.clone(), state.reason.clone())
         };
         let request = JoinGroupRequest {

@@ -109,7 +109,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use freshet_protocol::messages::JoinGroupResponse;
+use freshet_protocol::messages::{JoinGroupResponse, SyncGroupResponse};
 
 use crate::consumer::{Consumer, ConsumerConfig, ConsumerRecord, OffsetReset};
 use crate::error::{Error, KafkaCode, KafkaError};
@@ -272,8 +272,11 @@ pub struct GroupConsumer {
     owned_generation: i32,
     /// Assigned partitions whose committed offsets have not been fetched yet.
     needs_committed: BTreeSet<TopicPartition>,
-    listener: Option<Box<dyn RebalanceListener>>,
+    /// In a mutex only so the consumer is `Sync` (its futures hold `&self`); never contended.
+    listener: Option<std::sync::Mutex<Box<dyn RebalanceListener>>>,
     heartbeat: Option<tokio::task::JoinHandle<()>>,
+    /// A JoinGroup or SyncGroup waiting for the rest of the group.
+    in_flight: Option<InFlight>,
     next_auto_commit: Instant,
     next_metadata_check: Instant,
 }
@@ -293,7 +296,42 @@ impl Drop for GroupConsumer {
         if let Some(heartbeat) = self.heartbeat.take() {
             heartbeat.abort();
         }
+        if let Some(in_flight) = self.in_flight.take() {
+            in_flight.abort();
+        }
     }
+}
+
+/// A rebalance request on its way.
+enum InFlight {
+    Joining {
+        task: tokio::task::JoinHandle<Result<JoinGroupResponse, Error>>,
+        generation_before: i32,
+    },
+    Syncing {
+        task: tokio::task::JoinHandle<Result<SyncGroupResponse, Error>>,
+        generation: i32,
+    },
+}
+
+impl InFlight {
+    fn abort(self) {
+        match self {
+            InFlight::Joining { task, .. } => task.abort(),
+            InFlight::Syncing { task, .. } => task.abort(),
+        }
+    }
+}
+
+/// A failed request: retriable ones (the coordinator moved, a timeout) mean finding the
+/// coordinator again; others end the consumer.
+fn request_failure(error: Error) -> (Error, Recovery) {
+    let recovery = if error.is_retriable() {
+        Recovery::Rediscover
+    } else {
+        Recovery::Fatal
+    };
+    (error, recovery)
 }
 
 impl GroupConsumer {
@@ -318,6 +356,7 @@ impl GroupConsumer {
             needs_committed: BTreeSet::new(),
             listener: None,
             heartbeat: None,
+            in_flight: None,
             next_auto_commit: now + Duration::from_millis(config.auto_commit_interval_ms),
             next_metadata_check: now,
             config,
@@ -357,7 +396,7 @@ impl GroupConsumer {
 
     /// Sets the listener told about assignments and revocations.
     pub fn set_rebalance_listener(&mut self, listener: impl RebalanceListener + 'static) {
-        self.listener = Some(Box::new(listener));
+        self.listener = Some(std::sync::Mutex::new(Box::new(listener)));
     }
 
     /// The partitions assigned to this member, sorted.
@@ -616,8 +655,9 @@ impl GroupConsumer {
             if Instant::now() >= deadline {
                 return Ok(false);
             }
-            match self.join_and_sync().await {
-                Ok(()) => {}
+            match self.join_and_sync(deadline).await {
+                Ok(true) => {}
+                Ok(false) => return Ok(false),
                 Err((error, Recovery::Fatal)) => {
                     let mut state = self.coordinator.state();
                     if state.fatal.is_none() && error.kafka_code() == Some(KafkaCode(82)) {
@@ -640,7 +680,7 @@ impl GroupConsumer {
         let lost: Vec<TopicPartition> = std::mem::take(&mut self.owned).into_iter().collect();
         self.consumer.assign(Vec::new());
         self.needs_committed.clear();
-        if let Some(listener) = &mut self.listener {
+        if let Some(listener) = self.listener.as_mut().and_then(|l| l.get_mut().ok()) {
             listener.on_partitions_lost(&lost);
         }
     }
@@ -655,13 +695,49 @@ impl GroupConsumer {
             self.needs_committed.remove(tp);
         }
         self.consumer.assign(self.owned.iter().cloned().collect());
-        if let Some(listener) = &mut self.listener {
+        if let Some(listener) = self.listener.as_mut().and_then(|l| l.get_mut().ok()) {
             listener.on_partitions_revoked(&revoked);
         }
     }
 
-    /// One JoinGroup + SyncGroup round, applying the assignment.
-    async fn join_and_sync(&mut self) -> Result<(), (Error, Recovery)> {
+    /// Drives one JoinGroup + SyncGroup round, applying the assignment. The requests run in
+    /// tasks that outlive a poll: when `deadline` passes first, `Ok(false)` and the round
+    /// goes on at the next poll (other members wait for this one meanwhile).
+    async fn join_and_sync(&mut self, deadline: Instant) -> Result<bool, (Error, Recovery)> {
+        if self.in_flight.is_none() {
+            self.start_join().await?;
+        }
+        if let Some(InFlight::Joining {
+            task,
+            generation_before,
+        }) = &mut self.in_flight
+        {
+            let generation_before = *generation_before;
+            let Ok(joined) = tokio::time::timeout_at(deadline.into(), task).await else {
+                return Ok(false);
+            };
+            self.in_flight = None;
+            let response = joined
+                .unwrap_or(Err(Error::Closed))
+                .map_err(request_failure)?;
+            self.on_joined(response, generation_before).await?;
+        }
+        if let Some(InFlight::Syncing { task, generation }) = &mut self.in_flight {
+            let generation = *generation;
+            let Ok(synced) = tokio::time::timeout_at(deadline.into(), task).await else {
+                return Ok(false);
+            };
+            self.in_flight = None;
+            let sync = synced
+                .unwrap_or(Err(Error::Closed))
+                .map_err(request_failure)?;
+            self.on_synced(sync, generation)?;
+        }
+        Ok(true)
+    }
+
+    /// Gives up what must go before joining, and sends JoinGroup.
+    async fn start_join(&mut self) -> Result<(), (Error, Recovery)> {
         let cooperative = self.config.cooperative();
         // Eager: everything is given up before joining. Cooperative: commit, keep all.
         self.auto_commit_before_revoke().await;
@@ -676,7 +752,6 @@ impl GroupConsumer {
         self.subscribed = subscribed;
         self.topic_counts = counts;
 
-        let generation_before = self.coordinator.state().generation;
         let subscription = Subscription {
             topics: self.subscribed.iter().cloned().collect(),
             user_data: None,
@@ -698,31 +773,41 @@ impl GroupConsumer {
                 (strategy.name().to_owned(), subscription.encode())
             })
             .collect();
-        let response = self
-            .coordinator
-            .join(
-                protocols,
-                self.config.session_timeout_ms as i32,
-                self.config.max_poll_interval_ms as i32,
-            )
-            .await
-            .map_err(|error| {
-                let recovery = if error.is_retriable() {
-                    Recovery::Rediscover
-                } else {
-                    Recovery::Fatal
-                };
-                (error, recovery)
-            })?;
+        let generation_before = self.coordinator.state().generation;
+        self.coordinator.begin_join();
+        let coordinator = self.coordinator.clone();
+        let session_timeout_ms = self.config.session_timeout_ms as i32;
+        let rebalance_timeout_ms = self.config.max_poll_interval_ms as i32;
+        let task = tokio::spawn(async move {
+            coordinator
+                .join(protocols, session_timeout_ms, rebalance_timeout_ms)
+                .await
+        });
+        self.in_flight = Some(InFlight::Joining {
+            task,
+            generation_before,
+        });
+        Ok(())
+    }
+
+    /// Handles the JoinGroup answer: the leader assigns; everyone sends SyncGroup.
+    async fn on_joined(
+        &mut self,
+        response: JoinGroupResponse,
+        generation_before: i32,
+    ) -> Result<(), (Error, Recovery)> {
         if response.error_code == membership::MEMBER_ID_REQUIRED {
             // KIP-394: join again with the id the coordinator chose.
-            self.coordinator.state().member_id = response.member_id.clone();
+            let mut state = self.coordinator.state();
+            state.member_id = response.member_id.clone();
+            state.rejoin_needed = true;
             return Err((group_error(response.error_code), Recovery::Rejoin));
         }
         if response.error_code != 0 {
             let recovery =
                 self.coordinator
                     .on_group_error(response.error_code, None, generation_before);
+            self.coordinator.state().rejoin_needed = true;
             return Err((group_error(response.error_code), recovery));
         }
         let protocol = response.protocol_name.clone().unwrap_or_default();
@@ -744,50 +829,56 @@ impl GroupConsumer {
             state.leader = leader;
         }
         let assignments = if leader && !response.skip_assignment {
-            self.leader_assign(strategy, &response)
-                .await
-                .map_err(|error| (error, Recovery::Rejoin))?
+            match self.leader_assign(strategy, &response).await {
+                Ok(assignments) => assignments,
+                Err(error) => {
+                    self.coordinator.state().rejoin_needed = true;
+                    return Err((error, Recovery::Backoff));
+                }
+            }
         } else {
             Vec::new()
         };
-        let sync = self
-            .coordinator
-            .sync(
-                response.generation_id,
-                &response.member_id,
-                &protocol,
-                assignments,
-            )
-            .await
-            .map_err(|error| {
-                let recovery = if error.is_retriable() {
-                    Recovery::Rediscover
-                } else {
-                    Recovery::Fatal
-                };
-                (error, recovery)
-            })?;
+        let coordinator = self.coordinator.clone();
+        let generation = response.generation_id;
+        let member_id = response.member_id;
+        let task = tokio::spawn(async move {
+            coordinator
+                .sync(generation, &member_id, &protocol, assignments)
+                .await
+        });
+        self.in_flight = Some(InFlight::Syncing { task, generation });
+        Ok(())
+    }
+
+    fn on_synced(
+        &mut self,
+        sync: SyncGroupResponse,
+        generation: i32,
+    ) -> Result<(), (Error, Recovery)> {
         if sync.error_code != 0 {
-            let recovery =
-                self.coordinator
-                    .on_group_error(sync.error_code, None, response.generation_id);
+            let recovery = self
+                .coordinator
+                .on_group_error(sync.error_code, None, generation);
             // Any failed sync means joining again.
             self.coordinator.state().rejoin_needed = true;
             return Err((group_error(sync.error_code), recovery));
         }
         let assignment = Assignment::decode(sync.assignment).map_err(|error| {
+            self.coordinator.state().rejoin_needed = true;
             (
                 Error::Protocol {
                     addr: "group coordinator".into(),
                     reason: error.to_string(),
                 },
-                Recovery::Rejoin,
+                Recovery::Backoff,
             )
         })?;
         {
             let mut state = self.coordinator.state();
-            if state.generation != response.generation_id {
-                // The heartbeat task saw the generation end meanwhile.
+            if state.generation != generation {
+                // The generation ended meanwhile.
+                state.rejoin_needed = true;
                 return Err((
                     group_error(membership::ILLEGAL_GENERATION),
                     Recovery::Rejoin,
@@ -795,7 +886,7 @@ impl GroupConsumer {
             }
             state.stable = true;
         }
-        self.apply_assignment(assignment.partitions, response.generation_id);
+        self.apply_assignment(assignment.partitions, generation);
         Ok(())
     }
 
@@ -863,7 +954,7 @@ impl GroupConsumer {
         self.owned_generation = generation;
         self.consumer.assign(self.owned.iter().cloned().collect());
         self.needs_committed.extend(added.iter().cloned());
-        if let Some(listener) = &mut self.listener {
+        if let Some(listener) = self.listener.as_mut().and_then(|l| l.get_mut().ok()) {
             listener.on_partitions_assigned(&added);
         }
     }
@@ -900,6 +991,9 @@ impl GroupConsumer {
     /// member (`group_instance_id`) does not leave: its partitions wait for it until the
     /// session timeout.
     pub async fn close(mut self) -> Result<(), Error> {
+        if let Some(in_flight) = self.in_flight.take() {
+            in_flight.abort();
+        }
         let stable = self.coordinator.state().stable;
         let commit = if self.config.enable_auto_commit && stable {
             self.commit_sync().await
