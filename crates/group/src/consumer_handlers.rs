@@ -333,20 +333,6 @@ impl GroupCoordinator {
             member.server_assignor.clone(),
         );
         update_member(member, ctx, request);
-        if epoch == 0 {
-            // The client owns nothing when it (re)joins: what it held and is still its
-            // target is handed back; everything else is released.
-            let target = group.target.get(&member_id).cloned().unwrap_or_default();
-            let member = group.members.get_mut(&member_id).expect("member exists");
-            member.assigned = intersect(&member.assigned, &target);
-            member.partitions_pending_revocation = Assignment::new();
-            member.revocation_deadline_ms = None;
-            member.state = MemberState::Stable;
-            if member.member_epoch > 0 {
-                member.previous_member_epoch = member.member_epoch;
-            }
-            member.member_epoch = 0;
-        }
         let member = &group.members[&member_id];
         let subscription_after = (
             member.subscribed_topic_names.clone(),
@@ -359,6 +345,20 @@ impl GroupCoordinator {
         bump |= subscription_after != subscription_before;
         if bump {
             group.bump_and_assign(now_ms, topics, records);
+        }
+        if epoch == 0 {
+            // The client owns nothing when it (re)joins: what it held and is still its
+            // (new) target is handed back at once; everything else is released.
+            let target = group.target.get(&member_id).cloned().unwrap_or_default();
+            let member = group.members.get_mut(&member_id).expect("member exists");
+            member.assigned = intersect(&member.assigned, &target);
+            member.partitions_pending_revocation = Assignment::new();
+            member.revocation_deadline_ms = None;
+            member.state = MemberState::Stable;
+            if member.member_epoch > 0 {
+                member.previous_member_epoch = member.member_epoch;
+            }
+            member.member_epoch = 0;
         }
         let owned = request.topic_partitions.as_deref().map(to_assignment);
         group.reconcile(now_ms, &member_id, owned.as_ref(), records);
