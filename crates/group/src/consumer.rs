@@ -514,6 +514,30 @@ impl ConsumerGroup {
         out
     }
 
+    /// Every record that describes the group as it is now, in replay order: what a
+    /// compacted `__consumer_offsets` holds for it (offsets aside).
+    pub fn records(&self) -> Vec<Record> {
+        let mut out: Vec<Record> = self
+            .members
+            .values()
+            .map(|m| self.member_record(m))
+            .collect();
+        if !self.subscribed_topics.is_empty() {
+            out.push(self.partition_metadata_record());
+        }
+        out.push(self.epoch_record());
+        for (member_id, assignment) in &self.target {
+            out.push(self.target_member_record(member_id, assignment));
+        }
+        out.push(self.target_metadata_record());
+        out.extend(
+            self.members
+                .values()
+                .map(|m| self.current_assignment_record(m)),
+        );
+        out
+    }
+
     // ------------------------------------------------------------ transitions
 
     /// Removes a member and writes its tombstones. The caller bumps the epoch.

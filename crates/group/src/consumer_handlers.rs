@@ -112,9 +112,18 @@ impl GroupCoordinator {
     pub fn update_topics(&mut self, now_ms: i64, topics: &TopicsSnapshot) -> Vec<Output> {
         let mut out = Vec::new();
         self.topics = topics.clone();
+        self.topics_known = true;
         if self.loading {
             return out;
         }
+        self.refresh_consumer_groups(now_ms, &mut out);
+        self.schedule(&mut out);
+        out
+    }
+
+    /// Gives a new epoch and target to every consumer group whose subscribed topics
+    /// resolve differently against the current topics.
+    fn refresh_consumer_groups(&mut self, now_ms: i64, out: &mut Vec<Output>) {
         for (group_id, entry) in &mut self.groups {
             let Some(group) = entry.consumer.as_mut() else {
                 continue;
@@ -126,8 +135,6 @@ impl GroupCoordinator {
             group.bump_and_assign(now_ms, &self.topics, &mut records);
             out.push(persist(group_id, records));
         }
-        self.schedule(&mut out);
-        out
     }
 
     // ---------------------------------------------------------------- heartbeat
@@ -332,7 +339,20 @@ impl GroupCoordinator {
             member.subscribed_topic_regex.clone(),
             member.server_assignor.clone(),
         );
+        let instance_before = member.instance_id.clone();
         update_member(member, ctx, request);
+        let instance_after = member.instance_id.clone();
+        if instance_after != instance_before {
+            // A member that names (another) instance id from now on is static under it.
+            if let Some(old) = instance_before {
+                if group.static_members.get(&old) == Some(&member_id) {
+                    group.static_members.remove(&old);
+                }
+            }
+            if let Some(instance) = instance_after {
+                group.static_members.insert(instance, member_id.clone());
+            }
+        }
         let member = &group.members[&member_id];
         let subscription_after = (
             member.subscribed_topic_names.clone(),
@@ -700,8 +720,9 @@ impl GroupCoordinator {
     }
 
     /// At the end of loading: consumer members get a full session from `now_ms`, and a
-    /// revocation deadline if they were revoking.
-    pub(crate) fn finish_consumer_load(&mut self, now_ms: i64) {
+    /// revocation deadline if they were revoking; if the broker already told the topics,
+    /// groups whose topics changed while the coordinator was away get a new assignment.
+    pub(crate) fn finish_consumer_load(&mut self, now_ms: i64, out: &mut Vec<Output>) {
         let session_ms = i64::from(self.config.consumer_session_timeout_ms);
         for entry in self.groups.values_mut() {
             let Some(group) = entry.consumer.as_mut() else {
@@ -712,6 +733,9 @@ impl GroupCoordinator {
                 member.revocation_deadline_ms = (member.state == MemberState::UnrevokedPartitions)
                     .then(|| now_ms + i64::from(member.rebalance_timeout_ms.max(0)));
             }
+        }
+        if self.topics_known {
+            self.refresh_consumer_groups(now_ms, out);
         }
     }
 }

@@ -46,6 +46,9 @@ pub struct GroupCoordinator {
     pub(crate) member_ids_issued: u64,
     /// The cluster's topics, for KIP-848 assignment ([`GroupCoordinator::update_topics`]).
     pub(crate) topics: TopicsSnapshot,
+    /// Whether `update_topics` was called at all (an empty snapshot before that means
+    /// "unknown", not "no topics").
+    pub(crate) topics_known: bool,
     /// True between [`GroupCoordinator::loading`] and [`GroupCoordinator::finish_load`]:
     /// requests are answered COORDINATOR_LOAD_IN_PROGRESS meanwhile.
     pub(crate) loading: bool,
@@ -168,6 +171,7 @@ impl GroupCoordinator {
             groups: BTreeMap::new(),
             member_ids_issued: 0,
             topics: TopicsSnapshot::new(),
+            topics_known: false,
             loading: false,
             next_offsets_check_ms: None,
             last_scheduled_ms: None,
@@ -1076,7 +1080,8 @@ impl GroupCoordinator {
     /// schedules their heartbeats on load.
     pub fn finish_load(&mut self, now_ms: i64) -> Vec<Output> {
         self.loading = false;
-        self.finish_consumer_load(now_ms);
+        let mut out = Vec::new();
+        self.finish_consumer_load(now_ms, &mut out);
         for entry in self.groups.values_mut() {
             for member in entry.group.members.values_mut() {
                 member.heartbeat_deadline_ms = now_ms + i64::from(member.session_timeout_ms);
@@ -1086,7 +1091,6 @@ impl GroupCoordinator {
             self.next_offsets_check_ms =
                 Some(now_ms + self.config.offsets_retention_check_interval_ms);
         }
-        let mut out = Vec::new();
         self.schedule(&mut out);
         out
     }

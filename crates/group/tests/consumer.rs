@@ -1058,6 +1058,18 @@ fn replay_rebuilds_the_group() {
     }
     rebuilt.state_timestamp_ms = live.state_timestamp_ms;
     assert_eq!(rebuilt, live);
+    // The group's own snapshot of records rebuilds it too.
+    let snapshot = vec![persist(live.records())];
+    let mut from_snapshot = replayed(&snapshot, 1_000)
+        .consumer_group(GROUP)
+        .unwrap()
+        .clone();
+    for (id, member) in &mut from_snapshot.members {
+        member.session_deadline_ms = live.members[id].session_deadline_ms;
+        member.revocation_deadline_ms = live.members[id].revocation_deadline_ms;
+    }
+    from_snapshot.state_timestamp_ms = live.state_timestamp_ms;
+    assert_eq!(from_snapshot, live);
     // After load the same topics change nothing, and members carry on.
     assert_eq!(loaded.update_topics(1_000, &topics(6, 0)), Vec::new());
     let member_epoch = live.members["m1"].member_epoch;
@@ -1098,4 +1110,39 @@ fn garbage_consumer_records_are_errors() {
     assert!(c
         .replay(&member_key, Some(&Bytes::from_static(b"\x00\x00\xff\xff")))
         .is_err());
+}
+
+#[test]
+fn topics_changed_while_away_are_picked_up_at_load() {
+    let c = stable_pair();
+    let records: Vec<Output> = vec![persist(c.consumer_group(GROUP).unwrap().records())];
+    c.assert_invariants();
+    // The broker restarts; meanwhile the topic grew to 6 partitions.
+    let mut loaded = GroupCoordinator::loading(GroupConfig::default());
+    for output in &records {
+        if let Output::Persist { records, .. } = output {
+            for r in records {
+                loaded.replay(&r.key, r.value.as_ref()).unwrap();
+            }
+        }
+    }
+    assert_eq!(loaded.update_topics(5_000, &topics(6, 0)), Vec::new());
+    let out = loaded.finish_load(5_000);
+    loaded.assert_invariants();
+    assert!(
+        matches!(&out[0], Output::Persist { records, .. } if records[0] == partition_metadata_rec(6))
+    );
+    assert_eq!(loaded.consumer_group(GROUP).unwrap().group_epoch, 3);
+    // Without topics from the broker, load changes nothing (unknown is not "no topics").
+    let mut blind = GroupCoordinator::loading(GroupConfig::default());
+    for output in &records {
+        if let Output::Persist { records, .. } = output {
+            for r in records {
+                blind.replay(&r.key, r.value.as_ref()).unwrap();
+            }
+        }
+    }
+    let out = blind.finish_load(5_000);
+    assert!(!out.iter().any(|o| matches!(o, Output::Persist { .. })));
+    assert_eq!(blind.consumer_group(GROUP).unwrap().group_epoch, 2);
 }
