@@ -10,9 +10,11 @@
 //! Implemented: the classic protocol (JoinGroup, SyncGroup, Heartbeat, LeaveGroup, KIP-394
 //! member ids, KIP-345 static membership, KIP-814 skip_assignment), committed offsets
 //! (OffsetCommit, OffsetFetch, OffsetDelete, expiry), ListGroups, DescribeGroups,
-//! DeleteGroups. KIP-848 (ConsumerGroupHeartbeat) is not yet: a group is a
-//! [`classic::ClassicGroup`] plus its offsets, and a consumer-protocol group will be a second
-//! kind beside it, sharing the offset store.
+//! DeleteGroups, and the KIP-848 consumer protocol (ConsumerGroupHeartbeat,
+//! ConsumerGroupDescribe, server-side `uniform` and `range` assignors, incremental
+//! reconciliation). A group is a [`classic::ClassicGroup`] plus its offsets, and for a
+//! KIP-848 group a [`consumer::ConsumerGroup`] beside them; KIP-848 assignment needs the
+//! cluster's topics, given with [`GroupCoordinator::update_topics`].
 //!
 //! The rules and record formats are documented in `docs/design/group.md`.
 
