@@ -1146,3 +1146,54 @@ fn topics_changed_while_away_are_picked_up_at_load() {
     assert!(!out.iter().any(|o| matches!(o, Output::Persist { .. })));
     assert_eq!(blind.consumer_group(GROUP).unwrap().group_epoch, 2);
 }
+
+/// The benchmark's scenario: ten stable members, then the topic grows by 900 partitions.
+/// New partitions are free, so each member takes its share on its very next heartbeat.
+#[test]
+fn ten_members_settle_in_one_round_when_900_partitions_are_added() {
+    let mut c = coordinator_with(10);
+    let ids: Vec<String> = (0..10).map(|i| format!("m{i}")).collect();
+    let mut owned: Vec<Vec<i32>> = vec![Vec::new(); 10];
+    let mut epochs = vec![0; 10];
+    // Join everybody, then heartbeat until Stable.
+    for (i, id) in ids.iter().enumerate() {
+        let (_, r) = hb(&mut c, 0, &join(id));
+        epochs[i] = r.member_epoch;
+        owned[i] = r
+            .assignment
+            .unwrap()
+            .topic_partitions
+            .first()
+            .map(|tp| tp.partitions.clone())
+            .unwrap_or_default();
+    }
+    let round =
+        |c: &mut GroupCoordinator, now: i64, owned: &mut Vec<Vec<i32>>, epochs: &mut Vec<i32>| {
+            for (i, id) in ids.iter().enumerate() {
+                let (_, r) = hb(c, now, &beat(id, epochs[i], Some(&owned[i])));
+                assert_eq!(r.error_code, codes::NONE);
+                epochs[i] = r.member_epoch;
+                if let Some(a) = r.assignment {
+                    owned[i] = a
+                        .topic_partitions
+                        .first()
+                        .map(|tp| tp.partitions.clone())
+                        .unwrap_or_default();
+                }
+            }
+        };
+    let mut rounds = 0;
+    while state(&c) != ConsumerGroupState::Stable {
+        rounds += 1;
+        assert!(rounds < 5);
+        round(&mut c, rounds * 100, &mut owned, &mut epochs);
+    }
+    assert!(owned.iter().all(|o| o.len() == 1));
+    c.update_topics(1_000, &topics(910, 0));
+    assert_eq!(state(&c), ConsumerGroupState::Reconciling);
+    round(&mut c, 1_100, &mut owned, &mut epochs);
+    assert_eq!(state(&c), ConsumerGroupState::Stable);
+    assert!(owned.iter().all(|o| o.len() == 91));
+    let group = c.consumer_group(GROUP).unwrap();
+    assert!(epochs.iter().all(|e| *e == group.assignment_epoch));
+}
