@@ -33,7 +33,7 @@ use freshet_protocol::{ApiKey, Decode};
 use super::Admin;
 use crate::connection::Connection;
 use crate::consumer::{Consumer, ConsumerConfig, OffsetSpec};
-use crate::coordinator::{coordinator_connection, CoordinatorType};
+use crate::coordinator::{find_coordinator, CoordinatorInfo, CoordinatorType};
 use crate::error::{Error, KafkaCode, KafkaError};
 use crate::TopicPartition;
 
@@ -79,7 +79,7 @@ pub struct GroupDescription {
     pub protocol: String,
     pub members: Vec<MemberDescription>,
     /// The coordinator that answered.
-    pub coordinator: i32,
+    pub coordinator: CoordinatorInfo,
 }
 
 impl GroupDescription {
@@ -103,16 +103,15 @@ impl Admin {
     /// coordinator errors and lost connections are retried until the request timeout.
     async fn on_coordinator<T, F, Fut>(&self, group: &str, mut attempt: F) -> Result<T, Error>
     where
-        F: FnMut(Arc<Connection>) -> Fut,
+        F: FnMut(Arc<Connection>, CoordinatorInfo) -> Fut,
         Fut: Future<Output = Result<T, Error>>,
     {
         let deadline = Instant::now() + Duration::from_millis(self.timeout_ms);
         loop {
-            let result =
-                match coordinator_connection(&self.cluster, CoordinatorType::Group, group).await {
-                    Ok(connection) => attempt(connection).await,
-                    Err(error) => Err(error),
-                };
+            let result = match self.coordinator(group).await {
+                Ok((connection, info)) => attempt(connection, info).await,
+                Err(error) => Err(error),
+            };
             match result {
                 Err(error) if retry_on_coordinator(&error) && Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(
@@ -123,6 +122,13 @@ impl Admin {
                 result => return result,
             }
         }
+    }
+
+    /// The coordinator of `group` and a connection to it.
+    async fn coordinator(&self, group: &str) -> Result<(Arc<Connection>, CoordinatorInfo), Error> {
+        let info = find_coordinator(&self.cluster, CoordinatorType::Group, group).await?;
+        let connection = self.cluster.connection(&info.addr()).await?;
+        Ok((connection, info))
     }
 
     /// The groups of every broker (ListGroups), sorted by id. `states` ("Stable", "Empty",
@@ -184,7 +190,7 @@ impl Admin {
     /// as GROUP_ID_NOT_FOUND.
     pub async fn describe_group(&self, group: &str) -> Result<GroupDescription, Error> {
         let described = self
-            .on_coordinator(group, |connection| async move {
+            .on_coordinator(group, |connection, info| async move {
                 let request = DescribeGroupsRequest {
                     groups: vec![group.to_owned()],
                     include_authorized_operations: false,
@@ -201,13 +207,7 @@ impl Admin {
                         reason: format!("DescribeGroups response omitted group {group}"),
                     })?;
                 group_result(group, described.error_code, None)?;
-                let node_id = self
-                    .cluster
-                    .brokers()
-                    .into_iter()
-                    .find(|b| b.addr() == connection.addr())
-                    .map_or(-1, |b| b.node_id);
-                Ok((described, node_id))
+                Ok((described, info))
             })
             .await?;
         let (described, coordinator) = described;
@@ -273,7 +273,7 @@ impl Admin {
             }
             by_topic
         });
-        self.on_coordinator(group, |connection| {
+        self.on_coordinator(group, |connection, _| {
             let by_topic = by_topic.clone();
             async move {
                 let version = connection.version(ApiKey::OffsetFetch)?;
@@ -369,7 +369,7 @@ impl Admin {
             ..Default::default()
         };
         let request = &request;
-        self.on_coordinator(group, |connection| async move {
+        self.on_coordinator(group, |connection, _| async move {
             let (_, response): (_, OffsetCommitResponse) =
                 connection.call(ApiKey::OffsetCommit, request).await?;
             let mut answered = 0;
@@ -436,7 +436,7 @@ impl Admin {
                 .collect(),
         };
         let request = &request;
-        self.on_coordinator(group, |connection| async move {
+        self.on_coordinator(group, |connection, _| async move {
             let (_, response): (_, OffsetDeleteResponse) =
                 connection.call(ApiKey::OffsetDelete, request).await?;
             group_result(group, response.error_code, None)?;
@@ -461,7 +461,7 @@ impl Admin {
     pub async fn delete_groups(&self, groups: &[String]) -> Result<(), Error> {
         for group in groups {
             let group = group.as_str();
-            self.on_coordinator(group, |connection| async move {
+            self.on_coordinator(group, |connection, _| async move {
                 let request = DeleteGroupsRequest {
                     groups_names: vec![group.to_owned()],
                     ..Default::default()
