@@ -267,6 +267,16 @@ fn from_record_partitions(partitions: Vec<RecordTopicPartitions>) -> Assignment 
     out
 }
 
+/// Whether the partitions a member says it owns (`None`: it did not say, so it may own
+/// anything) include any of `partitions` (Kafka's `ownsRevokedPartitions`).
+fn owns_any(owned: Option<&Assignment>, partitions: &Assignment) -> bool {
+    owned.is_none_or(|owned| {
+        partitions
+            .iter()
+            .any(|(t, ps)| owned.get(t).is_some_and(|o| !o.is_disjoint(ps)))
+    })
+}
+
 /// Drops topics with no partitions so that equal assignments compare equal.
 pub(crate) fn normalized(mut assignment: Assignment) -> Assignment {
     assignment.retain(|_, ps| !ps.is_empty());
@@ -634,12 +644,9 @@ impl ConsumerGroup {
         let member = &self.members[member_id];
         let proceed = match member.state {
             // It may move on once it no longer owns any partition it had to revoke.
-            MemberState::UnrevokedPartitions => owned.is_some_and(|owned| {
-                !member
-                    .partitions_pending_revocation
-                    .iter()
-                    .any(|(t, ps)| owned.get(t).is_some_and(|o| !o.is_disjoint(ps)))
-            }),
+            MemberState::UnrevokedPartitions => {
+                !owns_any(owned, &member.partitions_pending_revocation)
+            }
             MemberState::UnreleasedPartitions => true,
             MemberState::Stable => member.member_epoch != target_epoch,
         };
@@ -668,15 +675,16 @@ impl ConsumerGroup {
                 bucket.entry(*topic).or_default().insert(*p);
             }
         }
-        if !revoke.is_empty() {
-            // Revoke first; the epoch moves only once the member has acknowledged.
+        // A member that says it no longer owns what it must give up (it rejoined, or it
+        // already revoked) need not be asked to.
+        if !revoke.is_empty() && owns_any(owned, &revoke) {
+            // Revoke first; the epoch moves only once the member has acknowledged. The
+            // revocation timer restarts with each new revocation, as in Kafka.
             member.state = MemberState::UnrevokedPartitions;
             member.assigned = keep;
             member.partitions_pending_revocation = revoke;
-            if member.revocation_deadline_ms.is_none() {
-                member.revocation_deadline_ms =
-                    Some(now_ms + i64::from(member.rebalance_timeout_ms.max(0)));
-            }
+            member.revocation_deadline_ms =
+                Some(now_ms + i64::from(member.rebalance_timeout_ms.max(0)));
         } else {
             let mut unreleased = false;
             let mut assigned = keep;

@@ -1197,3 +1197,27 @@ fn ten_members_settle_in_one_round_when_900_partitions_are_added() {
     let group = c.consumer_group(GROUP).unwrap();
     assert!(epochs.iter().all(|e| *e == group.assignment_epoch));
 }
+
+#[test]
+fn a_member_that_already_dropped_partitions_skips_the_revocation_step() {
+    let mut c = coordinator_with(4);
+    hb(&mut c, 0, &join("m1"));
+    hb(&mut c, 100, &join("m2"));
+    // m1 reports it owns only {0,1}: nothing to revoke, it moves to epoch 2 at once.
+    let (out, r) = hb(&mut c, 200, &beat("m1", 1, Some(&[0, 1])));
+    assert_eq!(r, ok("m1", 2, Some(&[0, 1])));
+    assert_eq!(
+        out[0],
+        persist(vec![current_rec(
+            "m1",
+            2,
+            1,
+            MemberState::Stable,
+            &[0, 1],
+            &[]
+        )])
+    );
+    let (_, r) = hb(&mut c, 300, &beat("m2", 2, Some(&[])));
+    assert_eq!(r, ok("m2", 2, Some(&[2, 3])));
+    assert_eq!(state(&c), ConsumerGroupState::Stable);
+}
