@@ -280,7 +280,10 @@ impl GroupCoordinator {
         };
         // From here on the request is valid: change state.
         let member_id = match join {
-            Join::New if request.member_id.is_empty() => self.generate_uuid_member_id(),
+            // v0 joins may leave the id to the coordinator (a static one too).
+            Join::New | Join::ReplaceStatic { .. } if request.member_id.is_empty() => {
+                self.generate_uuid_member_id()
+            }
             Join::New | Join::Existing | Join::ReplaceStatic { .. } => request.member_id.clone(),
         };
         self.consumer_group_or_create(now_ms, group_id, records);

@@ -1221,3 +1221,27 @@ fn a_member_that_already_dropped_partitions_skips_the_revocation_step() {
     assert_eq!(r, ok("m2", 2, Some(&[2, 3])));
     assert_eq!(state(&c), ConsumerGroupState::Stable);
 }
+
+#[test]
+fn v0_static_member_rejoining_without_an_id_gets_a_new_one() {
+    let mut c = coordinator_with(2);
+    let static_join = ConsumerGroupHeartbeatRequest {
+        instance_id: Some("i".to_string()),
+        ..join("")
+    };
+    let (_, r) = hb_v(&mut c, 0, 0, &static_join);
+    let first = r.member_id.unwrap();
+    let leave = ConsumerGroupHeartbeatRequest {
+        instance_id: Some("i".to_string()),
+        ..beat(&first, -2, None)
+    };
+    hb_v(&mut c, 10, 0, &leave);
+    let (_, r) = hb_v(&mut c, 20, 0, &static_join);
+    let second = r.member_id.unwrap();
+    assert_eq!(second.len(), 22);
+    assert_ne!(second, first);
+    assert_eq!(r.assignment, assignment(&[0, 1]));
+    let group = c.consumer_group(GROUP).unwrap();
+    assert_eq!(group.static_members["i"], second);
+    assert_eq!(group.members.len(), 1);
+}
