@@ -38,6 +38,7 @@ pub fn client_range(api: ApiKey) -> (i16, i16) {
         ApiKey::DescribeGroups => (0, spec_max.min(5)),
         ApiKey::DeleteGroups => (0, spec_max.min(2)),
         ApiKey::OffsetDelete => (0, spec_max.min(0)),
+        ApiKey::ConsumerGroupDescribe => (0, spec_max.min(0)),
         // Not used by this client: an empty range.
         _ => (0, -1),
     }

@@ -22,8 +22,9 @@ use freshet_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use freshet_protocol::messages::leave_group_request::MemberIdentity;
 use freshet_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use freshet_protocol::messages::{
-    ConsumerProtocolAssignment, ConsumerProtocolSubscription, JoinGroupRequest, JoinGroupResponse,
-    LeaveGroupRequest, LeaveGroupResponse, SyncGroupRequest, SyncGroupResponse,
+    ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, ConsumerProtocolAssignment,
+    ConsumerProtocolSubscription, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
+    LeaveGroupResponse, SyncGroupRequest, SyncGroupResponse,
 };
 use freshet_protocol::{ApiKey, Encode};
 
@@ -453,4 +454,146 @@ async fn unknown_topics_and_bad_requests_are_per_partition_errors() {
             && error_text.ends_with(": UNKNOWN_TOPIC_OR_PARTITION (3)"),
         "{error_text}"
     );
+}
+
+/// One ConsumerGroupHeartbeat (KIP-848) at `epoch`.
+async fn consumer_heartbeat(
+    connection: &Connection,
+    group: &str,
+    member_id: &str,
+    epoch: i32,
+    topic: &str,
+) -> ConsumerGroupHeartbeatResponse {
+    let joining = epoch == 0;
+    let request = ConsumerGroupHeartbeatRequest {
+        group_id: group.to_owned(),
+        member_id: member_id.to_owned(),
+        member_epoch: epoch,
+        rebalance_timeout_ms: if joining { 30_000 } else { -1 },
+        subscribed_topic_names: joining.then(|| vec![topic.to_owned()]),
+        topic_partitions: joining.then(Vec::new),
+        ..Default::default()
+    };
+    let response: ConsumerGroupHeartbeatResponse = connection
+        .send(ApiKey::ConsumerGroupHeartbeat, 1, &request)
+        .unwrap()
+        .recv()
+        .await
+        .unwrap();
+    assert_eq!(response.error_code, 0, "{response:?}");
+    response
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kip848_consumer_group_is_described() {
+    let Some(servers) = bootstrap() else { return };
+    let admin = Admin::new(ClientConfig::new(&servers)).unwrap();
+    let group = unique("g-kip848");
+    let cluster = Cluster::new(ClientConfig::new(&servers)).unwrap();
+    let connection = loop {
+        match coordinator_connection(&cluster, CoordinatorType::Group, &group).await {
+            Ok(connection) => break connection,
+            Err(error) if error.is_retriable() => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(error) => panic!("FindCoordinator: {error}"),
+        }
+    };
+    if connection.version(ApiKey::ConsumerGroupDescribe).is_err() {
+        eprintln!("the broker does not serve ConsumerGroupDescribe: skipping the KIP-848 test");
+        return;
+    }
+    let topic = unique("grp-kip848");
+    topic_with_records(&servers, &admin, &topic, 2, 3, 1_600_000_000_000).await;
+    let member_id = unique("member");
+    let mut epoch = consumer_heartbeat(&connection, &group, &member_id, 0, &topic)
+        .await
+        .member_epoch;
+    assert!(epoch > 0);
+    // Heartbeat until the coordinator reports both partitions as the member's own.
+    let want = vec![
+        TopicPartition::new(&topic, 0),
+        TopicPartition::new(&topic, 1),
+    ];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let described = loop {
+        let described = admin.describe_group(&group).await.unwrap();
+        if described.members.first().map(|m| &m.assignment) == Some(&want)
+            || std::time::Instant::now() > deadline
+        {
+            break described;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        epoch = consumer_heartbeat(&connection, &group, &member_id, epoch, &topic)
+            .await
+            .member_epoch;
+    };
+    assert_eq!(described.group_type, "consumer");
+    assert_eq!(described.protocol_type, "consumer");
+    assert!(described.group_epoch.unwrap() > 0);
+    assert!(!described.is_inactive(), "{described:?}");
+    assert_eq!(described.members.len(), 1, "{described:?}");
+    let m = &described.members[0];
+    assert_eq!(m.member_id, member_id);
+    assert_eq!(m.client_id, "freshet");
+    assert_eq!(m.assignment, want);
+    assert_eq!(m.target_assignment.as_ref(), Some(&want));
+    assert_eq!(m.member_epoch, Some(epoch));
+
+    let code = code_of(
+        admin
+            .alter_group_offsets(&group, &offsets(&[(&want[0], 1)]))
+            .await,
+    );
+    assert!(
+        [
+            UNKNOWN_MEMBER_ID,
+            ILLEGAL_GENERATION,
+            KafkaCode(110),
+            KafkaCode(113)
+        ]
+        .contains(&code),
+        "{code}"
+    );
+    assert_eq!(
+        code_of(admin.delete_groups(std::slice::from_ref(&group)).await),
+        NON_EMPTY_GROUP
+    );
+
+    // Leave (epoch -1): the group is Empty and can be reset and deleted.
+    let request = ConsumerGroupHeartbeatRequest {
+        group_id: group.clone(),
+        member_id: member_id.clone(),
+        member_epoch: -1,
+        ..Default::default()
+    };
+    let left: ConsumerGroupHeartbeatResponse = connection
+        .send(ApiKey::ConsumerGroupHeartbeat, 1, &request)
+        .unwrap()
+        .recv()
+        .await
+        .unwrap();
+    assert_eq!(left.error_code, 0, "{left:?}");
+    let described = admin.describe_group(&group).await.unwrap();
+    assert_eq!(
+        (described.state.as_str(), described.members.len()),
+        ("Empty", 0)
+    );
+    admin
+        .alter_group_offsets(&group, &offsets(&[(&want[0], 2)]))
+        .await
+        .unwrap();
+    assert_eq!(
+        admin.list_group_offsets(&group, None).await.unwrap()[&want[0]].offset,
+        2
+    );
+    admin
+        .delete_groups(std::slice::from_ref(&group))
+        .await
+        .unwrap();
+    assert_eq!(
+        code_of(admin.describe_group(&group).await),
+        GROUP_ID_NOT_FOUND
+    );
+    admin.delete_topics(&[topic]).await.unwrap();
 }

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use freshet_protocol::messages::consumer_group_describe_response;
 use freshet_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
@@ -23,10 +24,10 @@ use freshet_protocol::messages::offset_fetch_request::{
     OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
 };
 use freshet_protocol::messages::{
-    ConsumerProtocolAssignment, DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest,
-    DescribeGroupsResponse, ListGroupsRequest, ListGroupsResponse, OffsetCommitRequest,
-    OffsetCommitResponse, OffsetDeleteRequest, OffsetDeleteResponse, OffsetFetchRequest,
-    OffsetFetchResponse,
+    ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse, ConsumerProtocolAssignment,
+    DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest, DescribeGroupsResponse,
+    ListGroupsRequest, ListGroupsResponse, OffsetCommitRequest, OffsetCommitResponse,
+    OffsetDeleteRequest, OffsetDeleteResponse, OffsetFetchRequest, OffsetFetchResponse,
 };
 use freshet_protocol::{ApiKey, Decode};
 
@@ -65,8 +66,12 @@ pub struct MemberDescription {
     /// The partitions assigned to the member, decoded from its `ConsumerProtocolAssignment`
     /// when the group's protocol type is "consumer"; empty otherwise.
     pub assignment: Vec<TopicPartition>,
-    /// The raw assignment bytes, for other protocol types.
+    /// The raw assignment bytes, for other protocol types (empty in consumer groups).
     pub assignment_bytes: Bytes,
+    /// Consumer groups (KIP-848): the member's epoch.
+    pub member_epoch: Option<i32>,
+    /// Consumer groups (KIP-848): the partitions the member is moving towards.
+    pub target_assignment: Option<Vec<TopicPartition>>,
 }
 
 /// A group as DescribeGroups reports it.
@@ -80,6 +85,10 @@ pub struct GroupDescription {
     pub members: Vec<MemberDescription>,
     /// The coordinator that answered.
     pub coordinator: CoordinatorInfo,
+    /// "classic" (JoinGroup/SyncGroup) or "consumer" (KIP-848, ConsumerGroupHeartbeat).
+    pub group_type: String,
+    /// Consumer groups (KIP-848): the group epoch.
+    pub group_epoch: Option<i32>,
 }
 
 impl GroupDescription {
@@ -185,10 +194,107 @@ impl Admin {
         Ok(groups.into_values().collect())
     }
 
-    /// Describes one group (DescribeGroups at its coordinator). A group the coordinator
-    /// does not know is reported by Kafka as state "Dead" with no members; that is returned
-    /// as GROUP_ID_NOT_FOUND.
+    /// Describes one group at its coordinator: a classic group with DescribeGroups, a
+    /// KIP-848 consumer group (which DescribeGroups reports as not found) with
+    /// ConsumerGroupDescribe when the broker offers it. An unknown group gives
+    /// GROUP_ID_NOT_FOUND.
     pub async fn describe_group(&self, group: &str) -> Result<GroupDescription, Error> {
+        match self.describe_classic_group(group).await {
+            Err(error) if error.kafka_code() == Some(KafkaCode(GROUP_ID_NOT_FOUND)) => {
+                match self.describe_consumer_group(group).await {
+                    Ok(Some(described)) => Ok(described),
+                    // Not served, or not a consumer group either: the classic answer stands.
+                    Ok(None) => Err(error),
+                    Err(other) if other.kafka_code() == Some(KafkaCode(GROUP_ID_NOT_FOUND)) => {
+                        Err(error)
+                    }
+                    Err(other) => Err(other),
+                }
+            }
+            result => result,
+        }
+    }
+
+    /// ConsumerGroupDescribe (KIP-848); `None` when the coordinator does not serve it.
+    async fn describe_consumer_group(
+        &self,
+        group: &str,
+    ) -> Result<Option<GroupDescription>, Error> {
+        let answer = self
+            .on_coordinator(group, |connection, info| async move {
+                let Ok(version) = connection.version(ApiKey::ConsumerGroupDescribe) else {
+                    return Ok(None);
+                };
+                let request = ConsumerGroupDescribeRequest {
+                    group_ids: vec![group.to_owned()],
+                    include_authorized_operations: false,
+                    ..Default::default()
+                };
+                let response: ConsumerGroupDescribeResponse = connection
+                    .send(ApiKey::ConsumerGroupDescribe, version, &request)?
+                    .recv()
+                    .await?;
+                let described = response
+                    .groups
+                    .into_iter()
+                    .find(|g| g.group_id == group)
+                    .ok_or_else(|| Error::Protocol {
+                        addr: connection.addr().to_owned(),
+                        reason: format!("ConsumerGroupDescribe response omitted group {group}"),
+                    })?;
+                group_result(
+                    group,
+                    described.error_code,
+                    described.error_message.as_deref(),
+                )?;
+                Ok(Some((described, info)))
+            })
+            .await?;
+        let Some((described, coordinator)) = answer else {
+            return Ok(None);
+        };
+        let partitions = |assignment: &consumer_group_describe_response::Assignment| {
+            let mut partitions: Vec<TopicPartition> = assignment
+                .topic_partitions
+                .iter()
+                .flat_map(|t| {
+                    t.partitions
+                        .iter()
+                        .map(|&p| TopicPartition::new(t.topic_name.clone(), p))
+                })
+                .collect();
+            partitions.sort();
+            partitions
+        };
+        let members = described
+            .members
+            .iter()
+            .map(|member| MemberDescription {
+                member_id: member.member_id.clone(),
+                group_instance_id: member.instance_id.clone(),
+                client_id: member.client_id.clone(),
+                host: member.client_host.clone(),
+                assignment: partitions(&member.assignment),
+                assignment_bytes: Bytes::new(),
+                member_epoch: Some(member.member_epoch),
+                target_assignment: Some(partitions(&member.target_assignment)),
+            })
+            .collect();
+        Ok(Some(GroupDescription {
+            group_id: described.group_id,
+            state: described.group_state,
+            protocol_type: "consumer".into(),
+            protocol: described.assignor_name,
+            members,
+            coordinator,
+            group_type: "consumer".into(),
+            group_epoch: Some(described.group_epoch),
+        }))
+    }
+
+    /// DescribeGroups. A group the coordinator does not know is reported by Kafka as state
+    /// "Dead" with no members; that is returned as GROUP_ID_NOT_FOUND.
+    async fn describe_classic_group(&self, group: &str) -> Result<GroupDescription, Error> {
         let described = self
             .on_coordinator(group, |connection, info| async move {
                 let request = DescribeGroupsRequest {
@@ -236,6 +342,8 @@ impl Admin {
                     host: member.client_host,
                     assignment,
                     assignment_bytes: member.member_assignment,
+                    member_epoch: None,
+                    target_assignment: None,
                 })
             })
             .collect::<Result<Vec<_>, Error>>()?;
@@ -246,6 +354,8 @@ impl Admin {
             protocol: described.protocol_data,
             members,
             coordinator,
+            group_type: "classic".into(),
+            group_epoch: None,
         })
     }
 
