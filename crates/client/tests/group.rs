@@ -89,6 +89,20 @@ async fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> boo
     }
 }
 
+/// Polls until the consumer holds `partitions` partitions; fails on any record (use where
+/// nothing is to be read).
+async fn settle(consumer: &mut GroupConsumer, partitions: usize) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while consumer.assignment().len() != partitions {
+        assert!(
+            Instant::now() < deadline,
+            "never got {partitions} partitions"
+        );
+        let records = consumer.poll(Duration::from_millis(200)).await.unwrap();
+        assert!(records.is_empty(), "unexpected records: {records:?}");
+    }
+}
+
 /// Polls until `count` records came or `timeout` passed.
 async fn poll_records(
     consumer: &mut GroupConsumer,
@@ -442,7 +456,8 @@ async fn new_consumer_resumes_from_committed_offsets() {
     let mut second = GroupConsumer::new(cfg).unwrap();
     second.subscribe([topic.clone()]);
     let expected: usize = per_partition.values().map(|n| (n - n / 2) as usize).sum();
-    let records = poll_records(&mut second, expected + 1, Duration::from_secs(3)).await;
+    let mut records = poll_records(&mut second, expected, Duration::from_secs(20)).await;
+    records.extend(poll_records(&mut second, 1, Duration::from_secs(1)).await);
     assert_eq!(records.len(), expected);
     for record in &records {
         assert!(
@@ -466,7 +481,8 @@ async fn new_consumer_resumes_from_committed_offsets() {
     first.close().await.unwrap();
     let mut second = GroupConsumer::new(cfg).unwrap();
     second.subscribe([topic.clone()]);
-    assert!(poll_records(&mut second, 1, Duration::from_secs(3))
+    settle(&mut second, 4).await;
+    assert!(poll_records(&mut second, 1, Duration::from_secs(2))
         .await
         .is_empty());
     let more = produce(&servers, &topic, "more", 12).await;
@@ -480,10 +496,14 @@ async fn new_consumer_resumes_from_committed_offsets() {
     cfg.consumer.auto_offset_reset = OffsetReset::Latest;
     let mut latest = GroupConsumer::new(cfg).unwrap();
     latest.subscribe([topic.clone()]);
-    assert!(poll_records(&mut latest, 1, Duration::from_secs(3))
+    settle(&mut latest, 4).await;
+    assert!(poll_records(&mut latest, 1, Duration::from_secs(2))
         .await
         .is_empty());
-    assert_eq!(latest.assignment().len(), 4);
+    let newest = produce(&servers, &topic, "newest", 5).await;
+    let records = poll_records(&mut latest, 5, Duration::from_secs(10)).await;
+    let got: BTreeSet<(i32, i64)> = records.iter().map(|r| (r.partition, r.offset)).collect();
+    assert_eq!(got, newest.into_iter().collect());
     latest.close().await.unwrap();
     let mut cfg = config(&servers, &unique("g-none"), AssignmentStrategy::Range);
     cfg.consumer.auto_offset_reset = OffsetReset::None;
@@ -664,4 +684,556 @@ async fn pattern_subscription_follows_new_topics() {
     assert_eq!(consumer.subscription(), vec![first.clone(), second.clone()]);
     assert_eq!(consumer.assignment().len(), 5);
     consumer.close().await.unwrap();
+}
+
+/// A scripted coordinator on 127.0.0.1:0 (also the only broker, with topic `t` of two
+/// partitions): group error codes in the order a test chooses, and a record of what the
+/// consumer sent. Runs without a broker.
+mod scripted {
+    use std::collections::VecDeque;
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    use bytes::{Bytes, BytesMut};
+    use freshet_client::{
+        AssignmentStrategy, GroupConsumer, GroupConsumerConfig, KafkaCode, OffsetReset,
+        RebalanceEvent, TopicPartition,
+    };
+    use freshet_protocol::messages::api_versions_response::ApiVersion;
+    use freshet_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+    use freshet_protocol::messages::find_coordinator_response::Coordinator;
+    use freshet_protocol::messages::join_group_response::JoinGroupResponseMember;
+    use freshet_protocol::messages::leave_group_response::MemberResponse;
+    use freshet_protocol::messages::list_offsets_response::{
+        ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+    };
+    use freshet_protocol::messages::metadata_response::{
+        MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+    };
+    use freshet_protocol::messages::offset_commit_response::{
+        OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+    };
+    use freshet_protocol::messages::offset_fetch_response::{
+        OffsetFetchResponseGroup, OffsetFetchResponsePartitions, OffsetFetchResponseTopics,
+    };
+    use freshet_protocol::messages::*;
+    use freshet_protocol::{ApiKey, Decode, Encode, RequestHeader, ResponseHeader};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+
+    /// (generation, member id, (partition, offset)s) of an OffsetCommit.
+    type Commit = (i32, String, Vec<(i32, i64)>);
+
+    #[derive(Default)]
+    struct Script {
+        join_errors: VecDeque<i16>,
+        sync_errors: VecDeque<i16>,
+        heartbeat_errors: VecDeque<i16>,
+        /// The member id of each JoinGroup received.
+        joins: Vec<String>,
+        find_coordinator: usize,
+        heartbeats: usize,
+        generation: i32,
+        next_member: usize,
+        /// (generation, member id, offsets) of each OffsetCommit.
+        commits: Vec<Commit>,
+        leaves: Vec<String>,
+        committed: Vec<(i32, i64)>,
+    }
+
+    async fn start(script: Arc<Mutex<Script>>) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                tokio::spawn(serve(stream, addr.port(), script.clone()));
+            }
+        });
+        addr.to_string()
+    }
+
+    async fn serve(mut stream: TcpStream, port: u16, script: Arc<Mutex<Script>>) {
+        while let Ok(len) = stream.read_i32().await {
+            let mut frame = vec![0u8; len as usize];
+            stream.read_exact(&mut frame).await.unwrap();
+            let mut frame = Bytes::from(frame);
+            let api = ApiKey::from_i16(i16::from_be_bytes([frame[0], frame[1]])).unwrap();
+            let version = i16::from_be_bytes([frame[2], frame[3]]);
+            let header =
+                RequestHeader::decode(&mut frame, api.request_header_version(version)).unwrap();
+            let mut body = BytesMut::new();
+            if api == ApiKey::Fetch {
+                // An empty fetch waits a little, as a broker would.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            answer(api, version, &mut frame, port, &script, &mut body);
+            let mut out = BytesMut::new();
+            ResponseHeader {
+                correlation_id: header.correlation_id,
+                unknown_tagged_fields: Vec::new(),
+            }
+            .encode(&mut out, api.response_header_version(version))
+            .unwrap();
+            out.extend_from_slice(&body);
+            stream.write_i32(out.len() as i32).await.unwrap();
+            stream.write_all(&out).await.unwrap();
+        }
+    }
+
+    fn answer(
+        api: ApiKey,
+        version: i16,
+        frame: &mut Bytes,
+        port: u16,
+        script: &Mutex<Script>,
+        body: &mut BytesMut,
+    ) {
+        let mut script = script.lock().unwrap();
+        match api {
+            ApiKey::ApiVersions => ApiVersionsResponse {
+                api_keys: [
+                    ApiKey::ApiVersions,
+                    ApiKey::Metadata,
+                    ApiKey::FindCoordinator,
+                    ApiKey::JoinGroup,
+                    ApiKey::SyncGroup,
+                    ApiKey::Heartbeat,
+                    ApiKey::LeaveGroup,
+                    ApiKey::OffsetCommit,
+                    ApiKey::OffsetFetch,
+                    ApiKey::ListOffsets,
+                    ApiKey::Fetch,
+                ]
+                .iter()
+                .map(|api| ApiVersion {
+                    api_key: api.as_i16(),
+                    min_version: 0,
+                    max_version: api.valid_versions().1,
+                    ..Default::default()
+                })
+                .collect(),
+                ..Default::default()
+            }
+            .encode(body, version),
+            ApiKey::Metadata => MetadataResponse {
+                brokers: vec![MetadataResponseBroker {
+                    node_id: 1,
+                    host: "127.0.0.1".into(),
+                    port: i32::from(port),
+                    ..Default::default()
+                }],
+                cluster_id: Some("scripted".into()),
+                controller_id: 1,
+                topics: vec![MetadataResponseTopic {
+                    name: Some("t".into()),
+                    partitions: (0..2)
+                        .map(|p| MetadataResponsePartition {
+                            partition_index: p,
+                            leader_id: 1,
+                            replica_nodes: vec![1],
+                            isr_nodes: vec![1],
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }
+            .encode(body, version),
+            ApiKey::FindCoordinator => {
+                script.find_coordinator += 1;
+                let request = FindCoordinatorRequest::decode(frame, version).unwrap();
+                FindCoordinatorResponse {
+                    node_id: 1,
+                    host: "127.0.0.1".into(),
+                    port: i32::from(port),
+                    coordinators: request
+                        .coordinator_keys
+                        .into_iter()
+                        .map(|key| Coordinator {
+                            key,
+                            node_id: 1,
+                            host: "127.0.0.1".into(),
+                            port: i32::from(port),
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                }
+                .encode(body, version)
+            }
+            ApiKey::JoinGroup => {
+                let request = JoinGroupRequest::decode(frame, version).unwrap();
+                script.joins.push(request.member_id.clone());
+                let error = script.join_errors.pop_front().unwrap_or(0);
+                let mut member_id = request.member_id.clone();
+                if member_id.is_empty() {
+                    script.next_member += 1;
+                    member_id = format!("m-{}", script.next_member);
+                }
+                if error != 0 {
+                    JoinGroupResponse {
+                        error_code: error,
+                        generation_id: -1,
+                        member_id: if error == 79 {
+                            member_id
+                        } else {
+                            String::new()
+                        },
+                        ..Default::default()
+                    }
+                    .encode(body, version)
+                } else {
+                    script.generation += 1;
+                    let protocol = &request.protocols[0];
+                    JoinGroupResponse {
+                        generation_id: script.generation,
+                        protocol_type: Some("consumer".into()),
+                        protocol_name: Some(protocol.name.clone()),
+                        leader: member_id.clone(),
+                        member_id: member_id.clone(),
+                        members: vec![JoinGroupResponseMember {
+                            member_id,
+                            group_instance_id: request.group_instance_id,
+                            metadata: protocol.metadata.clone(),
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    }
+                    .encode(body, version)
+                }
+            }
+            ApiKey::SyncGroup => {
+                let request = SyncGroupRequest::decode(frame, version).unwrap();
+                let error = script.sync_errors.pop_front().unwrap_or(0);
+                let assignment = request
+                    .assignments
+                    .iter()
+                    .find(|a| a.member_id == request.member_id)
+                    .map(|a| a.assignment.clone())
+                    .unwrap_or_default();
+                SyncGroupResponse {
+                    error_code: error,
+                    protocol_type: request.protocol_type,
+                    protocol_name: request.protocol_name,
+                    assignment: if error == 0 { assignment } else { Bytes::new() },
+                    ..Default::default()
+                }
+                .encode(body, version)
+            }
+            ApiKey::Heartbeat => {
+                script.heartbeats += 1;
+                let error = script.heartbeat_errors.pop_front().unwrap_or(0);
+                HeartbeatResponse {
+                    error_code: error,
+                    ..Default::default()
+                }
+                .encode(body, version)
+            }
+            ApiKey::LeaveGroup => {
+                let request = LeaveGroupRequest::decode(frame, version).unwrap();
+                let members: Vec<String> = request
+                    .members
+                    .iter()
+                    .map(|m| m.member_id.clone())
+                    .collect();
+                script.leaves.extend(members.iter().cloned());
+                LeaveGroupResponse {
+                    members: members
+                        .into_iter()
+                        .map(|member_id| MemberResponse {
+                            member_id,
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                }
+                .encode(body, version)
+            }
+            ApiKey::OffsetCommit => {
+                let request = OffsetCommitRequest::decode(frame, version).unwrap();
+                let offsets: Vec<(i32, i64)> = request.topics[0]
+                    .partitions
+                    .iter()
+                    .map(|p| (p.partition_index, p.committed_offset))
+                    .collect();
+                let code = if request.generation_id_or_member_epoch == script.generation {
+                    script.committed = offsets.clone();
+                    0
+                } else {
+                    22
+                };
+                script.commits.push((
+                    request.generation_id_or_member_epoch,
+                    request.member_id.clone(),
+                    offsets.clone(),
+                ));
+                OffsetCommitResponse {
+                    topics: vec![OffsetCommitResponseTopic {
+                        name: "t".into(),
+                        partitions: offsets
+                            .iter()
+                            .map(|(p, _)| OffsetCommitResponsePartition {
+                                partition_index: *p,
+                                error_code: code,
+                                ..Default::default()
+                            })
+                            .collect(),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }
+                .encode(body, version)
+            }
+            ApiKey::OffsetFetch => {
+                assert!(
+                    version >= 8,
+                    "the scripted coordinator answers batched OffsetFetch"
+                );
+                let request = OffsetFetchRequest::decode(frame, version).unwrap();
+                let group = &request.groups[0];
+                let partitions = group.topics.as_ref().unwrap()[0].partition_indexes.clone();
+                OffsetFetchResponse {
+                    groups: vec![OffsetFetchResponseGroup {
+                        group_id: group.group_id.clone(),
+                        topics: vec![OffsetFetchResponseTopics {
+                            name: "t".into(),
+                            partitions: partitions
+                                .iter()
+                                .map(|p| OffsetFetchResponsePartitions {
+                                    partition_index: *p,
+                                    committed_offset: script
+                                        .committed
+                                        .iter()
+                                        .find(|(q, _)| q == p)
+                                        .map_or(-1, |(_, o)| *o),
+                                    ..Default::default()
+                                })
+                                .collect(),
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }
+                .encode(body, version)
+            }
+            ApiKey::ListOffsets => ListOffsetsResponse {
+                topics: vec![ListOffsetsTopicResponse {
+                    name: "t".into(),
+                    partitions: (0..2)
+                        .map(|p| ListOffsetsPartitionResponse {
+                            partition_index: p,
+                            offset: 0,
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }
+            .encode(body, version),
+            ApiKey::Fetch => {
+                let request = FetchRequest::decode(frame, version).unwrap();
+                FetchResponse {
+                    responses: request
+                        .topics
+                        .iter()
+                        .map(|t| FetchableTopicResponse {
+                            topic: t.topic.clone(),
+                            partitions: t
+                                .partitions
+                                .iter()
+                                .map(|p| PartitionData {
+                                    partition_index: p.partition,
+                                    high_watermark: 0,
+                                    records: Some(Bytes::new()),
+                                    ..Default::default()
+                                })
+                                .collect(),
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                }
+                .encode(body, version)
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        .unwrap();
+    }
+
+    type Events = Arc<Mutex<Vec<String>>>;
+
+    fn consumer(addr: &str, events: &Events) -> GroupConsumer {
+        let mut config = GroupConsumerConfig::new(addr, "scripted-group");
+        config.consumer.auto_offset_reset = OffsetReset::Earliest;
+        config.consumer.client.retry_backoff_ms = 10;
+        config.consumer.fetch_max_wait_ms = 50;
+        config.heartbeat_interval_ms = 50;
+        config.session_timeout_ms = 6_000;
+        config.enable_auto_commit = false;
+        config.assignment_strategies = vec![AssignmentStrategy::Range];
+        let mut consumer = GroupConsumer::new(config).unwrap();
+        let log = events.clone();
+        consumer.set_rebalance_listener(move |event: RebalanceEvent<'_>| {
+            let (kind, partitions) = match event {
+                RebalanceEvent::Assigned(p) => ("assigned", p),
+                RebalanceEvent::Revoked(p) => ("revoked", p),
+                RebalanceEvent::Lost(p) => ("lost", p),
+            };
+            let names: Vec<String> = partitions.iter().map(ToString::to_string).collect();
+            log.lock()
+                .unwrap()
+                .push(format!("{kind} {}", names.join(",")));
+        });
+        consumer.subscribe(["t"]);
+        consumer
+    }
+
+    /// Polls until `done` or 5 s.
+    async fn poll_until(
+        consumer: &mut GroupConsumer,
+        mut done: impl FnMut(&GroupConsumer) -> bool,
+    ) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !done(consumer) {
+            assert!(Instant::now() < deadline, "condition not reached");
+            consumer.poll(Duration::from_millis(50)).await.unwrap();
+        }
+    }
+
+    fn take(events: &Events) -> Vec<String> {
+        std::mem::take(&mut *events.lock().unwrap())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn group_errors_lead_to_rejoin_rediscovery_or_failure() {
+        let script = Arc::new(Mutex::new(Script {
+            // KIP-394, then a loading coordinator, then one that moved.
+            join_errors: [79, 14, 16].into(),
+            // The first sync finds a new rebalance started.
+            sync_errors: [27].into(),
+            ..Default::default()
+        }));
+        let addr = start(script.clone()).await;
+        let events: Events = Arc::new(Mutex::new(Vec::new()));
+        let mut consumer = consumer(&addr, &events);
+        poll_until(&mut consumer, |c| c.assignment().len() == 2).await;
+        {
+            let script = script.lock().unwrap();
+            assert_eq!(
+                script.joins,
+                ["", "m-1", "m-1", "m-1", "m-1"],
+                "{:?}",
+                script.joins
+            );
+            assert!(
+                script.find_coordinator >= 2,
+                "NOT_COORDINATOR: looked up again"
+            );
+            assert_eq!(script.generation, 2);
+        }
+        assert_eq!(consumer.member_id(), "m-1");
+        assert_eq!(consumer.generation(), 2);
+        assert_eq!(take(&events), ["assigned t-0,t-1"]);
+
+        // Heartbeats flow; REBALANCE_IN_PROGRESS makes the member rejoin with its id
+        // (eager: revoke everything, then get it back).
+        poll_until(&mut consumer, |_| script.lock().unwrap().heartbeats >= 2).await;
+        script.lock().unwrap().heartbeat_errors.push_back(27);
+        poll_until(&mut consumer, |c| {
+            c.generation() == 3 && c.assignment().len() == 2
+        })
+        .await;
+        assert_eq!(script.lock().unwrap().joins.last().unwrap(), "m-1");
+        assert_eq!(take(&events), ["revoked t-0,t-1", "assigned t-0,t-1"]);
+
+        // Commits carry the generation and member id.
+        consumer.commit_sync().await.unwrap();
+        let commit = script.lock().unwrap().commits.last().cloned().unwrap();
+        assert_eq!(commit, (3, "m-1".to_owned(), vec![(0, 0), (1, 0)]));
+
+        // UNKNOWN_MEMBER_ID: the partitions are lost and the member joins as a new one.
+        script.lock().unwrap().heartbeat_errors.push_back(25);
+        poll_until(&mut consumer, |c| {
+            c.generation() == 4 && c.assignment().len() == 2
+        })
+        .await;
+        assert_eq!(script.lock().unwrap().joins.last().unwrap(), "");
+        assert_eq!(consumer.member_id(), "m-2");
+        assert_eq!(take(&events), ["lost t-0,t-1", "assigned t-0,t-1"]);
+
+        // ILLEGAL_GENERATION: lost too, but the member id is kept.
+        script.lock().unwrap().heartbeat_errors.push_back(22);
+        poll_until(&mut consumer, |c| {
+            c.generation() == 5 && c.assignment().len() == 2
+        })
+        .await;
+        assert_eq!(script.lock().unwrap().joins.last().unwrap(), "m-2");
+        assert_eq!(take(&events), ["lost t-0,t-1", "assigned t-0,t-1"]);
+
+        // A commit rejected for an old generation is an error, not a silent success.
+        script.lock().unwrap().generation += 1;
+        let error = consumer.commit_sync().await.unwrap_err();
+        assert_eq!(error.kafka_code(), Some(KafkaCode(22)), "{error}");
+        poll_until(&mut consumer, |c| {
+            c.generation() == 7 && c.assignment().len() == 2
+        })
+        .await;
+        take(&events);
+
+        // FENCED_INSTANCE_ID is fatal: every later poll fails with it.
+        script.lock().unwrap().heartbeat_errors.push_back(82);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let error = loop {
+            assert!(Instant::now() < deadline, "never fenced");
+            if let Err(error) = consumer.poll(Duration::from_millis(50)).await {
+                break error;
+            }
+        };
+        assert_eq!(error.kafka_code(), Some(KafkaCode(82)), "{error}");
+        let again = consumer.poll(Duration::from_millis(50)).await.unwrap_err();
+        assert_eq!(again.kafka_code(), Some(KafkaCode(82)));
+        consumer.close().await.unwrap();
+        assert_eq!(script.lock().unwrap().leaves, ["m-2"]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn close_commits_and_leaves() {
+        let script = Arc::new(Mutex::new(Script::default()));
+        let addr = start(script.clone()).await;
+        let events: Events = Arc::new(Mutex::new(Vec::new()));
+        let mut config = GroupConsumerConfig::new(&addr, "scripted-close");
+        config.consumer.auto_offset_reset = OffsetReset::Earliest;
+        config.consumer.fetch_max_wait_ms = 50;
+        config.assignment_strategies = vec![AssignmentStrategy::CooperativeSticky];
+        let mut consumer = GroupConsumer::new(config).unwrap();
+        let log = events.clone();
+        consumer.set_rebalance_listener(move |event: RebalanceEvent<'_>| {
+            log.lock().unwrap().push(format!("{event:?}"));
+        });
+        consumer.subscribe(["t"]);
+        poll_until(&mut consumer, |c| c.assignment().len() == 2).await;
+        consumer.seek(&TopicPartition::new("t", 1), 5).unwrap();
+        consumer.close().await.unwrap();
+        let script = script.lock().unwrap();
+        assert_eq!(
+            script.commits.last().unwrap(),
+            &(1, "m-1".to_owned(), vec![(0, 0), (1, 5)])
+        );
+        assert_eq!(script.leaves, ["m-1"]);
+        let partitions = format!(
+            "{:?}",
+            [TopicPartition::new("t", 0), TopicPartition::new("t", 1)]
+        );
+        assert_eq!(
+            take(&events),
+            [
+                format!("Assigned({partitions})"),
+                format!("Revoked({partitions})")
+            ]
+        );
+    }
 }
