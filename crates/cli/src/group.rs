@@ -35,7 +35,12 @@ enum GroupCommand {
     },
     /// Show a group's partitions with committed offset, log end offset, lag and owner.
     Describe {
-        group: String,
+        /// The groups to describe.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        groups: Vec<String>,
+        /// Describe every group.
+        #[arg(long)]
+        all: bool,
         /// Show the members instead: id, instance id, host, client id, assignment.
         #[arg(long, conflicts_with = "state")]
         members: bool,
@@ -80,6 +85,12 @@ struct ResetArgs {
     /// The committed offset moved by N (negative: back), kept within the log.
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     shift_by: Option<i64>,
+    /// The first offset at or after this long ago, ISO-8601 `PnDTnHnMnS` (e.g. PT1H30M).
+    #[arg(long, value_name = "DURATION")]
+    by_duration: Option<String>,
+    /// The committed offset itself (kept within the log).
+    #[arg(long)]
+    to_current: bool,
     /// Commit the new offsets (without it this is a dry run).
     #[arg(long, conflicts_with = "dry_run")]
     execute: bool,
@@ -96,6 +107,7 @@ enum Target {
     Offset(i64),
     Timestamp(i64),
     ShiftBy(i64),
+    Current,
 }
 
 /// Which partitions to move.
@@ -121,10 +133,26 @@ pub fn run(args: GroupArgs) -> anyhow::Result<()> {
                 long,
             } => list(&admin, &states, &types, long).await,
             GroupCommand::Describe {
-                group,
+                groups,
+                all,
                 members,
                 state,
-            } => describe(&admin, &group, members, state).await,
+            } => {
+                let groups = if all {
+                    admin
+                        .list_groups(&[], &[])
+                        .await?
+                        .into_iter()
+                        .map(|g| g.group_id)
+                        .collect()
+                } else {
+                    groups
+                };
+                for group in &groups {
+                    describe(&admin, group, members, state).await?;
+                }
+                Ok(())
+            }
             GroupCommand::Delete { groups } => delete(&admin, &groups).await,
             GroupCommand::ResetOffsets(args) => {
                 let (scope, target) = reset.expect("checked above");
@@ -271,8 +299,9 @@ async fn offset_rows(
         .map(|tp| {
             let current = committed.get(tp).map(|c| c.offset);
             let end = ends.get(tp).copied();
+            // As Kafka: negative when the commit is past the end (a truncated log).
             let lag = match (current, end) {
-                (Some(current), Some(end)) => Some((end - current).max(0)),
+                (Some(current), Some(end)) => Some(end - current),
                 _ => None,
             };
             let (member, host, client) = owners
@@ -479,6 +508,10 @@ async fn plan(
                     "cannot shift the offset of {tp}: the group has no committed offset for it"
                 ),
             },
+            Target::Current => match committed.get(tp) {
+                Some(current) => current.offset,
+                None => bail!("{tp} has no committed offset to keep"),
+            },
         };
         plan.insert(tp.clone(), wanted.clamp(start, end.max(start)));
     }
@@ -572,19 +605,31 @@ fn target(args: &ResetArgs) -> anyhow::Result<Target> {
     }
     if let Some(text) = &args.to_datetime {
         let ms = parse_datetime(text).with_context(|| format!("invalid --to-datetime '{text}'"))?;
-        targets.push(Target::Timestamp(ms));
+        targets.push(Target::Timestamp(ms.max(0)));
     }
     if let Some(delta) = args.shift_by {
         targets.push(Target::ShiftBy(delta));
+    }
+    if let Some(text) = &args.by_duration {
+        let ms = parse_duration(text).with_context(|| format!("invalid --by-duration '{text}'"))?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        // Before the epoch: every record is later (negative timestamps are ListOffsets codes).
+        targets.push(Target::Timestamp(now.saturating_sub(ms).max(0)));
+    }
+    if args.to_current {
+        targets.push(Target::Current);
     }
     match targets.as_slice() {
         [one] => Ok(*one),
         [] => bail!(
             "give where to move the offsets: --to-earliest, --to-latest, --to-offset, \
-             --to-datetime or --shift-by"
+             --to-datetime, --by-duration, --shift-by or --to-current"
         ),
         _ => bail!(
-            "give only one of --to-earliest, --to-latest, --to-offset, --to-datetime, --shift-by"
+            "give only one of --to-earliest, --to-latest, --to-offset, --to-datetime, \
+             --by-duration, --shift-by, --to-current"
         ),
     }
 }
@@ -654,6 +699,53 @@ fn parse_datetime(text: &str) -> anyhow::Result<i64> {
     let days = days_from_civil(year, month, day);
     let seconds = days * 86_400 + hour * 3_600 + minute * 60 + second - zone_minutes * 60;
     Ok(seconds * 1_000 + millis)
+}
+
+/// ISO-8601 `PnDTnHnMnS` (each part optional, at least one) to milliseconds.
+fn parse_duration(text: &str) -> anyhow::Result<i64> {
+    let expected = "expected PnDTnHnMnS, e.g. PT30M or P1DT12H";
+    let rest = text.strip_prefix('P').context(expected)?;
+    let (days, time) = match rest.split_once('T') {
+        Some((days, time)) => {
+            if time.is_empty() {
+                bail!(expected);
+            }
+            (days, time)
+        }
+        None => (rest, ""),
+    };
+    let mut total: i64 = 0;
+    let mut parts = 0;
+    if !days.is_empty() {
+        let count = days.strip_suffix('D').context(expected)?;
+        total = number(count)?.saturating_mul(86_400_000);
+        parts += 1;
+    }
+    let mut digits = String::new();
+    let mut last_unit = 0;
+    for c in time.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let (rank, unit_ms) = match c {
+            'H' => (1, 3_600_000),
+            'M' => (2, 60_000),
+            'S' => (3, 1_000),
+            _ => bail!(expected),
+        };
+        if rank <= last_unit || digits.is_empty() {
+            bail!(expected);
+        }
+        last_unit = rank;
+        total = total.saturating_add(number(&digits)?.saturating_mul(unit_ms));
+        digits.clear();
+        parts += 1;
+    }
+    if !digits.is_empty() || parts == 0 {
+        bail!(expected);
+    }
+    Ok(total)
 }
 
 fn number(digits: &str) -> anyhow::Result<i64> {
@@ -814,6 +906,19 @@ mod tests {
             "26-11-23T10:00:00",
         ] {
             assert!(parse_datetime(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("PT1H30M").unwrap(), 5_400_000);
+        assert_eq!(parse_duration("P1DT2S").unwrap(), 86_402_000);
+        assert_eq!(parse_duration("P2D").unwrap(), 172_800_000);
+        assert_eq!(parse_duration("PT0S").unwrap(), 0);
+        for bad in [
+            "", "P", "PT", "1H", "PT1M1H", "PT1X", "PT5", "P1H", "PTH", "P1DT",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
         }
     }
 

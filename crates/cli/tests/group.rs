@@ -246,6 +246,33 @@ fn reset_plans_and_describe_of_an_empty_group() {
         ],
     ));
     assert_eq!(new_offsets(plan), ["2", "2", "0"]);
+    // Records are stamped in 2026-11-23T10:00: a duration back from now reaches before all
+    // of them, the committed offsets stay as they are with --to-current.
+    let plan = ok(freshet(
+        &broker,
+        &[
+            "group",
+            "reset-offsets",
+            "--group",
+            "billing",
+            "--all-topics",
+            "--to-current",
+        ],
+    ));
+    assert_eq!(new_offsets(plan), ["5", "4", "0"]);
+    let plan = ok(freshet(
+        &broker,
+        &[
+            "group",
+            "reset-offsets",
+            "--group",
+            "billing",
+            "--all-topics",
+            "--by-duration",
+            "P36500D",
+        ],
+    ));
+    assert_eq!(new_offsets(plan), ["0", "0", "0"]);
     let plan = ok(freshet(
         &broker,
         &[
@@ -259,6 +286,40 @@ fn reset_plans_and_describe_of_an_empty_group() {
         ],
     ));
     assert_eq!(new_offsets(plan), ["10", "4", "0"]);
+    // A second group; --all describes both, in name order.
+    ok(freshet(
+        &broker,
+        &[
+            "group",
+            "reset-offsets",
+            "--group",
+            "audit",
+            "--topic",
+            "orders:1",
+            "--to-offset",
+            "1",
+            "--execute",
+        ],
+    ));
+    let all = ok(freshet(&broker, &["group", "describe", "--all"]));
+    let named = ok(freshet(&broker, &["group", "describe", "audit", "billing"]));
+    assert_eq!(all, named);
+    assert_eq!(
+        all,
+        "\n\
+         Consumer group 'audit' has no active members.\n\
+         \n\
+         GROUP           TOPIC           PARTITION  CURRENT-OFFSET  LOG-END-OFFSET  LAG             CONSUMER-ID     HOST            CLIENT-ID\n\
+         audit           orders          1          1               4               3               -               -               -\n\
+         \n\
+         Consumer group 'billing' has no active members.\n\
+         \n\
+         GROUP           TOPIC           PARTITION  CURRENT-OFFSET  LOG-END-OFFSET  LAG             CONSUMER-ID     HOST            CLIENT-ID\n\
+         billing         orders          0          10              10              0               -               -               -\n\
+         billing         orders          1          4               4               0               -               -               -\n\
+         billing         orders          2          0               0               0               -               -               -\n"
+    );
+    ok(freshet(&broker, &["group", "delete", "-g", "audit"]));
     let described = ok(freshet(&broker, &["group", "describe", "billing"]));
     assert!(
         described.contains(
@@ -562,12 +623,16 @@ fn bad_inputs_are_one_line_errors() {
     assert_eq!(
         reset(&["--topic", "t", "--to-earliest", "--to-latest"]),
         "freshet: give only one of --to-earliest, --to-latest, --to-offset, --to-datetime, \
-         --shift-by"
+         --by-duration, --shift-by, --to-current"
+    );
+    assert_eq!(
+        reset(&["--topic", "t", "--by-duration", "1h"]),
+        "freshet: invalid --by-duration '1h': expected PnDTnHnMnS, e.g. PT30M or P1DT12H"
     );
     assert_eq!(
         reset(&["--topic", "t"]),
         "freshet: give where to move the offsets: --to-earliest, --to-latest, --to-offset, \
-         --to-datetime or --shift-by"
+         --to-datetime, --by-duration, --shift-by or --to-current"
     );
     assert_eq!(
         reset(&["--to-earliest"]),
