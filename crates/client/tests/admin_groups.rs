@@ -454,6 +454,44 @@ async fn unknown_topics_and_bad_requests_are_per_partition_errors() {
             && error_text.ends_with(": UNKNOWN_TOPIC_OR_PARTITION (3)"),
         "{error_text}"
     );
+
+    // Partitions past a topic's count are unknown too, for commits and offset deletes.
+    let topic = unique("grp-errors");
+    topic_with_records(&servers, &admin, &topic, 2, 1, 1_600_000_000_000).await;
+    let tp0 = TopicPartition::new(&topic, 0);
+    let tp9 = TopicPartition::new(&topic, 9);
+    admin
+        .alter_group_offsets(&group, &offsets(&[(&tp0, 1)]))
+        .await
+        .unwrap();
+    assert_eq!(
+        code_of(
+            admin
+                .alter_group_offsets(&group, &offsets(&[(&tp9, 1)]))
+                .await
+        ),
+        KafkaCode(3)
+    );
+    assert_eq!(
+        code_of(admin.delete_group_offsets(&group, &[tp9]).await),
+        KafkaCode(3)
+    );
+    assert_eq!(
+        code_of(
+            admin
+                .delete_group_offsets(&group, &[TopicPartition::new(unique("never"), 0)])
+                .await
+        ),
+        KafkaCode(3)
+    );
+    // Only the valid commit is there.
+    let fetched = admin.list_group_offsets(&group, None).await.unwrap();
+    assert_eq!(fetched.keys().collect::<Vec<_>>(), vec![&tp0]);
+    admin
+        .delete_groups(std::slice::from_ref(&group))
+        .await
+        .unwrap();
+    admin.delete_topics(&[topic]).await.unwrap();
 }
 
 /// One ConsumerGroupHeartbeat (KIP-848) at `epoch`.
