@@ -337,3 +337,30 @@ async fn empty_groups_are_listed_and_deleted() {
     };
     assert!(listed.groups.iter().all(|g| g.group_id != GROUP));
 }
+
+#[tokio::test]
+async fn clients_cannot_produce_to_consumer_offsets() {
+    let broker = TestBroker::start().await;
+    let mut c = broker.client().await;
+    find_coordinator(&mut c).await;
+    let produce = |_: ()| ProduceRequest {
+        acks: 1,
+        timeout_ms: 1000,
+        topic_data: vec![produce_request::TopicProduceData {
+            name: "__consumer_offsets".into(),
+            partition_data: vec![produce_request::PartitionProduceData {
+                index: 0,
+                records: Some(support::batch(&["forged"])),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let response = call!(c, 11, Produce, produce(()));
+    let p = &response.responses[0].partition_responses[0];
+    assert_eq!(p.error_code, 17, "INVALID_TOPIC_EXCEPTION");
+    assert!(support::read_all(&broker, "__consumer_offsets", 0)
+        .await
+        .is_empty());
+}

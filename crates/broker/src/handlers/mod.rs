@@ -123,7 +123,7 @@ pub fn dispatch(
                 async move { Response::Metadata(metadata::handle(&ctx, r, version).await) },
             )
         }
-        Request::Produce(r) => produce::handle(ctx, r, version),
+        Request::Produce(r) => produce::handle(ctx, r, version, header.client_id.as_deref()),
         Request::Fetch(r) => {
             Reply::later(async move { Response::Fetch(fetch::handle(ctx, r, version).await) })
         }

@@ -69,8 +69,18 @@ impl Refusal {
     }
 }
 
-pub fn handle(ctx: Arc<Context>, request: ProduceRequest, version: i16) -> Reply {
+/// Kafka lets only its own admin client append to internal topics (`__consumer_offsets` is
+/// written by the group coordinator alone).
+const INTERNAL_TOPICS_CLIENT_ID: &str = "__admin_client";
+
+pub fn handle(
+    ctx: Arc<Context>,
+    request: ProduceRequest,
+    version: i16,
+    client_id: Option<&str>,
+) -> Reply {
     let acks = request.acks;
+    let internal_allowed = client_id == Some(INTERNAL_TOPICS_CLIENT_ID);
     let refusal = request_refusal(&request, version);
     let appended: Vec<Appended> = request
         .topic_data
@@ -84,6 +94,12 @@ pub fn handle(ctx: Arc<Context>, request: ProduceRequest, version: i16) -> Reply
         .map(|(topic, partition, records)| {
             let result = match &refusal {
                 Some(code) => Err(Refusal::new(*code)),
+                None if super::metadata::is_internal(&topic) && !internal_allowed => {
+                    Err(Refusal::with(
+                        codes::INVALID_TOPIC_EXCEPTION,
+                        format!("cannot append to internal topic {topic}"),
+                    ))
+                }
                 None => append(&ctx, &topic, partition, records),
             };
             Appended {
