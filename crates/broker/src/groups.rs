@@ -44,7 +44,7 @@ const REPLAY_DECOMPRESSED_BYTES_MAX: usize = 64 * 1024 * 1024;
 enum Command {
     Request {
         context: RequestContext,
-        request: Request,
+        request: Box<Request>,
         reply: oneshot::Sender<Response>,
     },
     /// Key/value pairs read back from `__consumer_offsets`, in log order.
@@ -93,7 +93,7 @@ impl GroupService {
         let (reply, response) = oneshot::channel();
         let sent = self.tx.send(Command::Request {
             context,
-            request,
+            request: Box::new(request),
             reply,
         });
         match (sent, response.await) {
@@ -233,7 +233,7 @@ impl TaskState {
             } => {
                 let previous = self.waiting.insert(context.handle, reply);
                 debug_assert!(previous.is_none(), "request handles are unique");
-                dispatch(coordinator, now, &context, request)
+                dispatch(coordinator, now, &context, &request)
             }
             Command::Replay(records) => {
                 for (key, value) in records {
@@ -281,9 +281,9 @@ fn dispatch(
     coordinator: &mut GroupCoordinator,
     now: i64,
     context: &RequestContext,
-    request: Request,
+    request: &Request,
 ) -> Vec<Output> {
-    match &request {
+    match request {
         Request::JoinGroup(r) => coordinator.handle_join(now, context, r),
         Request::SyncGroup(r) => coordinator.handle_sync(now, context, r),
         Request::Heartbeat(r) => coordinator.handle_heartbeat(now, context, r),
