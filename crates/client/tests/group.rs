@@ -1236,4 +1236,26 @@ mod scripted {
             ]
         );
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn zero_timeout_polls_make_progress() {
+        let script = Arc::new(Mutex::new(Script {
+            join_errors: [79].into(),
+            ..Default::default()
+        }));
+        let addr = start(script.clone()).await;
+        let events: Events = Arc::new(Mutex::new(Vec::new()));
+        let mut consumer = consumer(&addr, &events);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut polls = 0;
+        while consumer.assignment().len() != 2 {
+            assert!(Instant::now() < deadline, "zero-timeout polls never joined");
+            consumer.poll(Duration::ZERO).await.unwrap();
+            polls += 1;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(polls > 1, "the join outlived its first poll");
+        assert_eq!(script.lock().unwrap().joins, ["", "m-1"]);
+        consumer.close().await.unwrap();
+    }
 }

@@ -652,9 +652,8 @@ impl GroupConsumer {
             if stable && !rejoin_needed && !lost {
                 return Ok(true);
             }
-            if Instant::now() >= deadline {
-                return Ok(false);
-            }
+            // Even with the deadline passed, a round is started (or its answer picked up),
+            // so polls with a zero timeout make progress too.
             match self.join_and_sync(deadline).await {
                 Ok(true) => {}
                 Ok(false) => return Ok(false),
@@ -667,6 +666,9 @@ impl GroupConsumer {
                 }
                 Err((_, Recovery::Rejoin)) => {}
                 Err((_, Recovery::Rediscover | Recovery::Backoff)) => {
+                    if Instant::now() >= deadline {
+                        return Ok(false);
+                    }
                     tokio::time::sleep(self.coordinator.retry_backoff).await;
                 }
             }
