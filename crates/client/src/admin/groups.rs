@@ -823,6 +823,94 @@ mod tests {
     }
 
     #[test]
+    fn offset_fetch_answers_read_in_both_layouts() {
+        use freshet_protocol::messages::offset_fetch_response::{
+            OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+            OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+        };
+        // v7 and before: one group, top-level topics. -1 means no commit and is left out.
+        let single = OffsetFetchResponse {
+            topics: vec![OffsetFetchResponseTopic {
+                name: "t".into(),
+                partitions: vec![
+                    OffsetFetchResponsePartition {
+                        partition_index: 1,
+                        committed_offset: 42,
+                        committed_leader_epoch: 3,
+                        metadata: Some("m".into()),
+                        ..Default::default()
+                    },
+                    OffsetFetchResponsePartition {
+                        partition_index: 0,
+                        committed_offset: -1,
+                        committed_leader_epoch: -1,
+                        ..Default::default()
+                    },
+                ],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let read = fetched_offsets("g", 7, single).unwrap();
+        assert_eq!(
+            read.into_iter().collect::<Vec<_>>(),
+            vec![(
+                TopicPartition::new("t", 1),
+                CommittedOffset {
+                    offset: 42,
+                    leader_epoch: Some(3),
+                    metadata: Some("m".into())
+                }
+            )]
+        );
+        // v8+: batched by group; other groups are ignored, group errors surface.
+        let partition = |index, offset, error_code| OffsetFetchResponsePartitions {
+            partition_index: index,
+            committed_offset: offset,
+            committed_leader_epoch: -1,
+            metadata: None,
+            error_code,
+            ..Default::default()
+        };
+        let batched = |group_error: i16, partition_error: i16| OffsetFetchResponse {
+            groups: vec![
+                OffsetFetchResponseGroup {
+                    group_id: "other".into(),
+                    error_code: 69,
+                    ..Default::default()
+                },
+                OffsetFetchResponseGroup {
+                    group_id: "g".into(),
+                    topics: vec![OffsetFetchResponseTopics {
+                        name: "t".into(),
+                        partitions: vec![partition(0, 7, 0), partition(2, 9, partition_error)],
+                        ..Default::default()
+                    }],
+                    error_code: group_error,
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
+        let read = fetched_offsets("g", 8, batched(0, 0)).unwrap();
+        assert_eq!(
+            read.iter()
+                .map(|(tp, c)| (tp.partition, c.offset, c.leader_epoch))
+                .collect::<Vec<_>>(),
+            vec![(0, 7, None), (2, 9, None)]
+        );
+        let error = fetched_offsets("g", 8, batched(0, 3)).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "group g, partition t-2: UNKNOWN_TOPIC_OR_PARTITION (3)"
+        );
+        // A coordinator error is returned bare, so that it is retried.
+        let error = fetched_offsets("g", 8, batched(16, 0)).unwrap_err();
+        assert!(matches!(error, Error::Kafka(_)) && retry_on_coordinator(&error));
+        assert!(fetched_offsets("missing", 8, batched(0, 0)).is_err());
+    }
+
+    #[test]
     fn only_coordinator_and_transport_errors_are_retried() {
         let kafka = |code| {
             Error::Kafka(KafkaError {
