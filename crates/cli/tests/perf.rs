@@ -157,7 +157,7 @@ fn produce_sends_exactly_n_records_and_consume_reads_them() {
     assert!(!out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(
-        text.starts_with("consume: 3500 records (0.67 MiB) from load (1 partitions)"),
+        text.starts_with("consume: 3500 records (0.67 MiB) from load (1 partition)"),
         "{text}"
     );
     let err = String::from_utf8(out.stderr).unwrap();

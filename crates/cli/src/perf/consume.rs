@@ -126,8 +126,10 @@ impl Summary {
         let records_per_poll = per_second(self.records as f64, self.polls as f64);
         let lines = [
             format!(
-                "consume: {} records ({mib:.2} MiB) from {} ({} partitions) in {total_s:.2} s",
-                self.records, args.topic, self.partitions
+                "consume: {} records ({mib:.2} MiB) from {} ({}) in {total_s:.2} s",
+                self.records,
+                args.topic,
+                super::partitions_text(self.partitions)
             ),
             format!("throughput: {records_per_sec:.1} records/s, {mib_per_sec:.2} MiB/s (set-up included)"),
             format!(

@@ -246,12 +246,12 @@ impl Summary {
         let achieved = per_second(self.sent as f64, self.send_s);
         let lines = [
             format!(
-                "e2e: {} of {} records of {} bytes came back from {} ({} partitions, acks={}, compression {})",
+                "e2e: {} of {} records of {} bytes came back from {} ({}, acks={}, compression {})",
                 self.latency.count,
                 self.sent,
                 args.record_size,
                 args.topic,
-                self.partitions,
+                super::partitions_text(self.partitions),
                 acks_name(args.producer.acks),
                 codec_name(args.producer.compression),
             ),

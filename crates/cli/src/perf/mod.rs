@@ -129,6 +129,15 @@ fn round3(value: f64) -> f64 {
     (value * 1000.0).round() / 1000.0
 }
 
+/// "1 partition", "3 partitions".
+fn partitions_text(count: usize) -> String {
+    if count == 1 {
+        "1 partition".to_owned()
+    } else {
+        format!("{count} partitions")
+    }
+}
+
 /// `count / seconds`, 0 for an empty interval.
 fn per_second(count: f64, seconds: f64) -> f64 {
     if seconds > 0.0 {

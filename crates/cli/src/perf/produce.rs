@@ -115,11 +115,11 @@ impl Summary {
         let mib_per_sec = records_per_sec * args.record_size as f64 / MIB;
         let lines = [
             format!(
-                "produce: {} records of {} bytes to {} ({} partitions, acks={}, compression {}) in {:.2} s",
+                "produce: {} records of {} bytes to {} ({}, acks={}, compression {}) in {:.2} s",
                 self.acked,
                 args.record_size,
                 args.topic,
-                self.partitions,
+                super::partitions_text(self.partitions),
                 acks_name(args.producer.acks),
                 codec_name(args.producer.compression),
                 self.elapsed_s
