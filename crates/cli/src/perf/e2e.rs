@@ -135,7 +135,7 @@ async fn e2e(args: &E2eArgs, records: u64, config: ProducerConfig) -> anyhow::Re
     }));
 
     let producer = Producer::new(config)?;
-    let filler = super::payload(args.record_size - PREFIX_BYTES);
+    let fillers = super::Values::new(args.record_size - PREFIX_BYTES);
     let (acknowledgements, collector) = spawn_acknowledgements(None);
     let pacer = Pacer::new(Some(args.rate));
     let mut sent = 0;
@@ -145,7 +145,7 @@ async fn e2e(args: &E2eArgs, records: u64, config: ProducerConfig) -> anyhow::Re
         let mut value = Vec::with_capacity(args.record_size);
         value.extend_from_slice(&run_id.to_be_bytes());
         value.extend_from_slice(&(now.duration_since(clock).as_nanos() as u64).to_be_bytes());
-        value.extend_from_slice(&filler);
+        value.extend_from_slice(&fillers.get(index));
         let record = ProducerRecord {
             topic: args.topic.clone(),
             value: Some(Bytes::from(value)),

@@ -10,7 +10,7 @@ mod progress;
 mod sender;
 
 use anyhow::Context;
-use freshet_client::{Admin, KafkaCode, NewTopic};
+use freshet_client::{Admin, Bytes, KafkaCode, NewTopic};
 use hdrhistogram::Histogram;
 use serde_json::json;
 
@@ -188,8 +188,35 @@ async fn ensure_topic(
     Ok(count)
 }
 
-/// A payload of `size` pseudo-random capital letters (as Kafka's ProducerPerformance
-/// makes), different on each run.
+/// Values of one size cut from a pool of pseudo-random capital letters at moving offsets,
+/// so that records differ and compression sees realistic input (Kafka's ProducerPerformance
+/// repeats one value, which compresses far better than real data would).
+struct Values {
+    pool: Bytes,
+    size: usize,
+    /// Offsets step by a prime, so consecutive values do not overlap.
+    step: usize,
+}
+
+impl Values {
+    fn new(size: usize) -> Values {
+        let pool_size = (size * 64).max(1 << 20);
+        Values {
+            pool: Bytes::from(payload(pool_size)),
+            size,
+            step: 7919,
+        }
+    }
+
+    /// The value of record `index`: `size` bytes, shared with the pool (no copy).
+    fn get(&self, index: u64) -> Bytes {
+        let starts = self.pool.len() - self.size + 1;
+        let start = ((index as u128 * self.step as u128) % starts as u128) as usize;
+        self.pool.slice(start..start + self.size)
+    }
+}
+
+/// `size` pseudo-random capital letters, different on each run.
 fn payload(size: usize) -> Vec<u8> {
     let mut state = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -242,5 +269,19 @@ mod tests {
         assert!(bytes.iter().all(u8::is_ascii_uppercase));
         // Not one repeated letter.
         assert!(bytes.iter().any(|&b| b != bytes[0]));
+    }
+
+    #[test]
+    fn values_have_the_size_and_differ() {
+        for size in [1, 100, 1024, 100_000] {
+            let values = Values::new(size);
+            let first = values.get(0);
+            let second = values.get(1);
+            assert_eq!(first.len(), size);
+            assert_eq!(values.get(u64::MAX).len(), size);
+            if size > 1 {
+                assert_ne!(first, second, "size {size}");
+            }
+        }
     }
 }

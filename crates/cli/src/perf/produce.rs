@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use freshet_client::{Bytes, Producer, ProducerConfig, ProducerRecord};
+use freshet_client::{Producer, ProducerConfig, ProducerRecord};
 use serde_json::json;
 
 use super::progress::Progress;
@@ -76,7 +76,7 @@ async fn produce(args: &ProduceArgs, config: ProducerConfig) -> anyhow::Result<S
     let partitions =
         super::ensure_topic(&args.common.connect, &args.topic, args.producer.partitions).await?;
     let producer = Producer::new(config)?;
-    let payload = Bytes::from(super::payload(args.record_size));
+    let values = super::Values::new(args.record_size);
     let progress = Progress::new("produce", args.num_records, args.common.report_interval_ms);
     let (acknowledgements, collector) = spawn_acknowledgements(Some(progress));
     let pacer = Pacer::new(Some(args.throughput));
@@ -84,7 +84,7 @@ async fn produce(args: &ProduceArgs, config: ProducerConfig) -> anyhow::Result<S
         pacer.wait(index).await;
         let record = ProducerRecord {
             topic: args.topic.clone(),
-            value: Some(payload.clone()),
+            value: Some(values.get(index)),
             ..Default::default()
         };
         let sent = Instant::now();
