@@ -57,6 +57,20 @@ enum GroupCommand {
     /// Move a group's committed offsets (the group must have no members). Prints the plan;
     /// nothing changes without --execute.
     ResetOffsets(ResetArgs),
+    /// Delete a group's committed offsets of some partitions (not of topics its members
+    /// subscribe to).
+    DeleteOffsets {
+        #[arg(long, short = 'g')]
+        group: String,
+        /// `TOPIC` (every partition) or `TOPIC:P,P,...`; repeatable.
+        #[arg(
+            long = "topic",
+            short = 't',
+            value_name = "TOPIC[:P,P]",
+            required = true
+        )]
+        topics: Vec<String>,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -124,6 +138,15 @@ pub fn run(args: GroupArgs) -> anyhow::Result<()> {
         GroupCommand::ResetOffsets(reset) => Some((scope(reset)?, target(reset)?)),
         _ => None,
     };
+    let delete_scope = match &args.command {
+        GroupCommand::DeleteOffsets { topics, .. } => Some(Scope::Topics(
+            topics
+                .iter()
+                .map(|spec| parse_topic(spec))
+                .collect::<anyhow::Result<Vec<_>>>()?,
+        )),
+        _ => None,
+    };
     let admin = Admin::new(args.connect.client_config())?;
     block_on(async {
         match args.command {
@@ -157,6 +180,10 @@ pub fn run(args: GroupArgs) -> anyhow::Result<()> {
             GroupCommand::ResetOffsets(args) => {
                 let (scope, target) = reset.expect("checked above");
                 reset_offsets(&admin, &args.group, &scope, target, args.execute).await
+            }
+            GroupCommand::DeleteOffsets { group, .. } => {
+                let scope = delete_scope.expect("checked above");
+                delete_offsets(&admin, &group, &scope).await
             }
         }
     })?
@@ -372,6 +399,28 @@ async fn delete(admin: &Admin, groups: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn delete_offsets(admin: &Admin, group: &str, scope: &Scope) -> anyhow::Result<()> {
+    let partitions = reset_partitions(admin, scope, &BTreeMap::new()).await?;
+    admin
+        .delete_group_offsets(group, &partitions)
+        .await
+        .map_err(|error| group_error(group, error))?;
+    say!("Request succeeded for deleting offsets from group {group}.");
+    say!("");
+    let rows = partitions
+        .iter()
+        .map(|tp| {
+            vec![
+                tp.topic.clone(),
+                tp.partition.to_string(),
+                "Successful".to_owned(),
+            ]
+        })
+        .collect();
+    print_table(&["TOPIC", "PARTITION", "STATUS"], &[15, 10, 0], rows);
+    Ok(())
+}
+
 async fn reset_offsets(
     admin: &Admin,
     group: &str,
@@ -522,6 +571,7 @@ const GROUP_ID_NOT_FOUND: KafkaCode = KafkaCode(69);
 const NON_EMPTY_GROUP: KafkaCode = KafkaCode(68);
 const UNKNOWN_MEMBER_ID: KafkaCode = KafkaCode(25);
 const ILLEGAL_GENERATION: KafkaCode = KafkaCode(22);
+const GROUP_SUBSCRIBED_TO_TOPIC: KafkaCode = KafkaCode(86);
 
 async fn describe_existing(admin: &Admin, group: &str) -> anyhow::Result<GroupDescription> {
     admin
@@ -534,6 +584,10 @@ async fn describe_existing(admin: &Admin, group: &str) -> anyhow::Result<GroupDe
 fn group_error(group: &str, error: Error) -> anyhow::Error {
     match error.kafka_code() {
         Some(GROUP_ID_NOT_FOUND) => anyhow::anyhow!("consumer group '{group}' does not exist"),
+        Some(GROUP_SUBSCRIBED_TO_TOPIC) => anyhow::anyhow!(
+            "consumer group '{group}' has members subscribed to the topic: stop them first \
+             (GROUP_SUBSCRIBED_TO_TOPIC)"
+        ),
         Some(NON_EMPTY_GROUP) => {
             anyhow::anyhow!("consumer group '{group}' has active members (NON_EMPTY_GROUP)")
         }

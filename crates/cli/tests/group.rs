@@ -320,12 +320,54 @@ fn reset_plans_and_describe_of_an_empty_group() {
          billing         orders          2          0               0               0               -               -               -\n"
     );
     ok(freshet(&broker, &["group", "delete", "-g", "audit"]));
+
     let described = ok(freshet(&broker, &["group", "describe", "billing"]));
     assert!(
         described.contains(
             "billing         orders          0          10              10              0 "
         ),
         "{described}"
+    );
+
+    // Deleting the offsets of some partitions.
+    assert_eq!(
+        ok(freshet(
+            &broker,
+            &[
+                "group",
+                "delete-offsets",
+                "-g",
+                "billing",
+                "--topic",
+                "orders:2,0"
+            ]
+        )),
+        "Request succeeded for deleting offsets from group billing.\n\
+         \n\
+         TOPIC           PARTITION  STATUS\n\
+         orders          0          Successful\n\
+         orders          2          Successful\n"
+    );
+    let described = ok(freshet(&broker, &["group", "describe", "billing"]));
+    let partitions: Vec<&str> = described
+        .lines()
+        .skip(4)
+        .map(|l| l.split_whitespace().nth(2).unwrap())
+        .collect();
+    assert_eq!(partitions, ["1"], "{described}");
+    assert_eq!(
+        failure(freshet(
+            &broker,
+            &[
+                "group",
+                "delete-offsets",
+                "-g",
+                "billing",
+                "--topic",
+                "gone"
+            ]
+        )),
+        "freshet: topic 'gone' does not exist"
     );
 
     let listed = ok(freshet(&broker, &["group", "list"]));
@@ -573,6 +615,22 @@ fn an_active_group_is_described_and_not_reset() {
     // Nothing moved.
     let described = ok(freshet(&broker, &["group", "describe", "live"]));
     assert!(described.contains(" 6 "), "{described}");
+
+    assert_eq!(
+        failure(freshet(
+            &broker,
+            &[
+                "group",
+                "delete-offsets",
+                "-g",
+                "live",
+                "--topic",
+                "orders:0"
+            ]
+        )),
+        "freshet: consumer group 'live' has members subscribed to the topic: stop them first \
+         (GROUP_SUBSCRIBED_TO_TOPIC)"
+    );
 
     member.leave("live");
     let plan = ok(freshet(
