@@ -683,6 +683,15 @@ async fn pattern_subscription_follows_new_topics() {
     assert!(records.iter().all(|r| r.topic == second));
     assert_eq!(consumer.subscription(), vec![first.clone(), second.clone()]);
     assert_eq!(consumer.assignment().len(), 5);
+
+    // More partitions for a subscribed topic: the group rebalances to include them.
+    let admin = Admin::new(ClientConfig::new(&servers)).unwrap();
+    admin.create_partitions(&first, 4).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while consumer.assignment().len() != 7 {
+        assert!(Instant::now() < deadline, "new partitions never assigned");
+        consumer.poll(Duration::from_millis(200)).await.unwrap();
+    }
     consumer.close().await.unwrap();
 }
 
@@ -1256,6 +1265,36 @@ mod scripted {
         }
         assert!(polls > 1, "the join outlived its first poll");
         assert_eq!(script.lock().unwrap().joins, ["", "m-1"]);
+        consumer.close().await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn missing_the_poll_interval_leaves_the_group() {
+        let script = Arc::new(Mutex::new(Script::default()));
+        let addr = start(script.clone()).await;
+        let events: Events = Arc::new(Mutex::new(Vec::new()));
+        let mut config = GroupConsumerConfig::new(&addr, "scripted-slow");
+        config.consumer.fetch_max_wait_ms = 50;
+        config.heartbeat_interval_ms = 50;
+        config.max_poll_interval_ms = 400;
+        config.assignment_strategies = vec![AssignmentStrategy::Range];
+        let mut consumer = GroupConsumer::new(config).unwrap();
+        let log = events.clone();
+        consumer.set_rebalance_listener(move |event: RebalanceEvent<'_>| {
+            log.lock()
+                .unwrap()
+                .push(format!("{event:?}").split('(').next().unwrap().to_owned());
+        });
+        consumer.subscribe(["t"]);
+        poll_until(&mut consumer, |c| c.assignment().len() == 2).await;
+        // The application stalls longer than max.poll.interval.ms.
+        tokio::time::sleep(Duration::from_millis(900)).await;
+        assert_eq!(script.lock().unwrap().leaves, ["m-1"]);
+        poll_until(&mut consumer, |c| {
+            c.assignment().len() == 2 && c.member_id() == "m-2"
+        })
+        .await;
+        assert_eq!(take(&events), ["Assigned", "Lost", "Assigned"]);
         consumer.close().await.unwrap();
     }
 }
