@@ -60,6 +60,7 @@ enum GroupCommand {
     /// Delete a group's committed offsets of some partitions (not of topics its members
     /// subscribe to).
     DeleteOffsets {
+        /// The consumer group.
         #[arg(long, short = 'g')]
         group: String,
         /// `TOPIC` (every partition) or `TOPIC:P,P,...`; repeatable.
@@ -75,6 +76,7 @@ enum GroupCommand {
 
 #[derive(clap::Args, Debug)]
 struct ResetArgs {
+    /// The consumer group.
     #[arg(long, short = 'g')]
     group: String,
     /// `TOPIC` (every partition) or `TOPIC:P,P,...`; repeatable.
