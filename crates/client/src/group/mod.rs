@@ -478,6 +478,12 @@ impl GroupConsumer {
     }
 
     /// Commits the positions of all assigned partitions and waits for the answer.
+    ///
+    /// A moved or loading coordinator is retried for up to one request timeout. Errors
+    /// ILLEGAL_GENERATION and UNKNOWN_MEMBER_ID mean the partitions may belong to another
+    /// member now (the next poll reports them lost and rejoins); REBALANCE_IN_PROGRESS means
+    /// the group is between generations: poll to finish the rebalance, then commit what is
+    /// still assigned.
     pub async fn commit_sync(&mut self) -> Result<(), Error> {
         let offsets = self.position_offsets();
         self.commit_offsets_sync(offsets).await
