@@ -468,7 +468,7 @@ impl GroupCoordinator {
 
     // ---------------------------------------------------------------- describe
 
-    /// ConsumerGroupDescribe (v0-v1).
+    /// ConsumerGroupDescribe (v0, the only version of its spec).
     pub fn handle_consumer_group_describe(
         &self,
         ctx: &RequestContext,
