@@ -324,6 +324,11 @@ async fn range_group_consumes_every_record_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn roundrobin_group_consumes_every_record_once() {
+    every_record_once(AssignmentStrategy::RoundRobin).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cooperative_sticky_group_consumes_every_record_once() {
     every_record_once(AssignmentStrategy::CooperativeSticky).await;
 }
