@@ -14,10 +14,14 @@
 //! guarantees one `Respond` per handle; the map of waiting requests holds each handle once).
 
 use crate::broker::Context;
+use crate::codes;
 use crate::partitions::Partition;
 use bytes::Bytes;
-use freshet_group::{GroupConfig, GroupCoordinator, Output, RequestContext, RequestHandle};
+use freshet_group::{
+    GroupConfig, GroupCoordinator, Output, RequestContext, RequestHandle, TopicMeta, TopicsSnapshot,
+};
 use freshet_metadata::controller::{self, ControllerSettings, NewTopic};
+use freshet_metadata::MetadataImage;
 use freshet_protocol::{Request, Response};
 use freshet_records::{BatchBuilder, BatchOptions, NewRecord};
 use std::collections::HashMap;
@@ -79,6 +83,22 @@ impl GroupService {
     /// the task is gone and this never resolves: the connection is closing anyway.
     pub async fn call(
         &self,
+        ctx: &Context,
+        api_version: i16,
+        client_id: Option<String>,
+        client_host: String,
+        mut request: Request,
+    ) -> Response {
+        let unknown = take_unknown_partitions(&ctx.quorum.image(), &mut request);
+        let mut response = self
+            .coordinate(api_version, client_id, client_host, request)
+            .await;
+        answer_unknown_partitions(&mut response, unknown);
+        response
+    }
+
+    async fn coordinate(
+        &self,
         api_version: i16,
         client_id: Option<String>,
         client_host: String,
@@ -138,6 +158,94 @@ impl GroupService {
     }
 }
 
+/// Commits and deletes of offsets for partitions that do not exist are answered
+/// UNKNOWN_TOPIC_OR_PARTITION by the broker before the coordinator sees them, as Kafka does;
+/// this removes them from the request and returns them.
+fn take_unknown_partitions(image: &MetadataImage, request: &mut Request) -> Vec<(String, i32)> {
+    let exists = |topic: &str, partition: i32| {
+        image
+            .topic(topic)
+            .is_some_and(|t| (0..t.partitions.len() as i32).contains(&partition))
+    };
+    let mut unknown = Vec::new();
+    match request {
+        Request::OffsetCommit(r) => {
+            for topic in &mut r.topics {
+                topic.partitions.retain(|p| {
+                    let known = exists(&topic.name, p.partition_index);
+                    if !known {
+                        unknown.push((topic.name.clone(), p.partition_index));
+                    }
+                    known
+                });
+            }
+            r.topics.retain(|t| !t.partitions.is_empty());
+        }
+        Request::OffsetDelete(r) => {
+            for topic in &mut r.topics {
+                topic.partitions.retain(|p| {
+                    let known = exists(&topic.name, p.partition_index);
+                    if !known {
+                        unknown.push((topic.name.clone(), p.partition_index));
+                    }
+                    known
+                });
+            }
+            r.topics.retain(|t| !t.partitions.is_empty());
+        }
+        _ => {}
+    }
+    unknown
+}
+
+/// Adds the partitions [`take_unknown_partitions`] removed to the response, with their error.
+fn answer_unknown_partitions(response: &mut Response, unknown: Vec<(String, i32)>) {
+    use freshet_protocol::messages::offset_commit_response::{
+        OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+    };
+    use freshet_protocol::messages::offset_delete_response::{
+        OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
+    };
+    for (name, partition_index) in unknown {
+        match response {
+            Response::OffsetCommit(r) => {
+                let at = match r.topics.iter().position(|t| t.name == name) {
+                    Some(at) => at,
+                    None => {
+                        r.topics.push(OffsetCommitResponseTopic {
+                            name,
+                            ..Default::default()
+                        });
+                        r.topics.len() - 1
+                    }
+                };
+                r.topics[at].partitions.push(OffsetCommitResponsePartition {
+                    partition_index,
+                    error_code: codes::UNKNOWN_TOPIC_OR_PARTITION,
+                    ..Default::default()
+                });
+            }
+            Response::OffsetDelete(r) => {
+                let at = match r.topics.iter().position(|t| t.name == name) {
+                    Some(at) => at,
+                    None => {
+                        r.topics.push(OffsetDeleteResponseTopic {
+                            name,
+                            ..Default::default()
+                        });
+                        r.topics.len() - 1
+                    }
+                };
+                r.topics[at].partitions.push(OffsetDeleteResponsePartition {
+                    partition_index,
+                    error_code: codes::UNKNOWN_TOPIC_OR_PARTITION,
+                });
+            }
+            _ => {}
+        }
+    }
+}
+
 /// `__consumer_offsets` strings are i16-length-prefixed.
 fn truncated(mut s: String) -> String {
     let max = i16::MAX as usize;
@@ -194,9 +302,23 @@ pub async fn run(ctx: Arc<Context>) {
     };
     let mut state = TaskState::default();
     let mut shutdown = ctx.shutdown.clone();
+    let mut metadata = ctx.quorum.watch();
+    let outputs = coordinator.update_topics(now_ms(), &topics_snapshot(&ctx));
+    state.perform(&ctx, outputs).await;
     loop {
         let timer = state.timer_ms;
         let outputs = tokio::select! {
+            changed = metadata.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                // KIP-848 groups reassign when their subscribed topics change.
+                let topics = topics_snapshot(&ctx);
+                if &topics == coordinator.topics() {
+                    continue;
+                }
+                coordinator.update_topics(now_ms(), &topics)
+            }
             command = rx.recv() => match command {
                 Some(command) => state.apply(&mut coordinator, command),
                 None => return,
@@ -209,6 +331,21 @@ pub async fn run(ctx: Arc<Context>) {
         };
         state.perform(&ctx, outputs).await;
     }
+}
+
+/// Every topic's id and partition count, as KIP-848 assignment needs them.
+fn topics_snapshot(ctx: &Context) -> TopicsSnapshot {
+    ctx.quorum
+        .image()
+        .topics()
+        .map(|t| {
+            let meta = TopicMeta {
+                id: freshet_protocol::Uuid(t.topic_id.0),
+                partitions: t.partitions.len() as i32,
+            };
+            (t.name.clone(), meta)
+        })
+        .collect()
 }
 
 async fn sleep_until_ms(at_ms: Option<i64>) {
@@ -294,6 +431,10 @@ fn dispatch(
         Request::ListGroups(r) => coordinator.handle_list_groups(context, r),
         Request::DescribeGroups(r) => coordinator.handle_describe_groups(context, r),
         Request::DeleteGroups(r) => coordinator.handle_delete_groups(context, r),
+        Request::ConsumerGroupHeartbeat(r) => {
+            coordinator.handle_consumer_group_heartbeat(now, context, r)
+        }
+        Request::ConsumerGroupDescribe(r) => coordinator.handle_consumer_group_describe(context, r),
         other => {
             unreachable!("{} is not a group request", other.api_key().name())
         }

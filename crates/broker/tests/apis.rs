@@ -842,6 +842,12 @@ fn minimal_request(key: freshet_protocol::ApiKey) -> freshet_protocol::Request {
         K::DescribeGroups => freshet_protocol::messages::DescribeGroupsRequest::default().into(),
         K::DeleteGroups => freshet_protocol::messages::DeleteGroupsRequest::default().into(),
         K::OffsetDelete => freshet_protocol::messages::OffsetDeleteRequest::default().into(),
+        K::ConsumerGroupHeartbeat => {
+            freshet_protocol::messages::ConsumerGroupHeartbeatRequest::default().into()
+        }
+        K::ConsumerGroupDescribe => {
+            freshet_protocol::messages::ConsumerGroupDescribeRequest::default().into()
+        }
         other => panic!("add a minimal {} request to this test", other.name()),
     }
 }

@@ -20,6 +20,7 @@ const MEMBER_ID_REQUIRED: i16 = 79;
 const UNKNOWN_MEMBER_ID: i16 = 25;
 const COORDINATOR_NOT_AVAILABLE: i16 = 15;
 const GROUP_ID_NOT_FOUND: i16 = 69;
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 
 fn join(member_id: &str) -> JoinGroupRequest {
     JoinGroupRequest {
@@ -125,7 +126,28 @@ async fn fetch_committed(c: &mut Client, topic: &str) -> (i64, i32, Option<Strin
     )
 }
 
+/// Creates topic "t" (one partition), which the commits of these tests name.
+async fn create_topic_t(c: &mut Client) {
+    let created = call!(
+        c,
+        7,
+        CreateTopics,
+        CreateTopicsRequest {
+            topics: vec![create_topics_request::CreatableTopic {
+                name: "t".into(),
+                num_partitions: 1,
+                replication_factor: 1,
+                ..Default::default()
+            }],
+            timeout_ms: 10_000,
+            ..Default::default()
+        }
+    );
+    assert_eq!(created.topics[0].error_code, 0);
+}
+
 async fn find_coordinator(c: &mut Client) -> FindCoordinatorResponse {
+    create_topic_t(c).await;
     call!(
         c,
         6,
@@ -217,6 +239,11 @@ async fn a_member_joins_commits_and_the_offsets_survive_a_restart() {
     assert_eq!(
         commit(&mut c, "nobody", generation, "t", 43).await,
         UNKNOWN_MEMBER_ID
+    );
+    // Kafka checks that the partition exists before the group does.
+    assert_eq!(
+        commit(&mut c, &member, generation, "no-such-topic", 1).await,
+        UNKNOWN_TOPIC_OR_PARTITION
     );
     assert_eq!(
         fetch_committed(&mut c, "t").await,
@@ -363,4 +390,121 @@ async fn clients_cannot_produce_to_consumer_offsets() {
     assert!(support::read_all(&broker, "__consumer_offsets", 0)
         .await
         .is_empty());
+}
+
+fn consumer_heartbeat(
+    member_id: &str,
+    epoch: i32,
+    owned: Option<Vec<i32>>,
+    topic_id: freshet_protocol::Uuid,
+) -> ConsumerGroupHeartbeatRequest {
+    ConsumerGroupHeartbeatRequest {
+        group_id: "kip848".into(),
+        member_id: member_id.into(),
+        member_epoch: epoch,
+        rebalance_timeout_ms: 30_000,
+        subscribed_topic_names: (epoch == 0).then(|| vec!["t".to_string()]),
+        topic_partitions: owned.map(|partitions| {
+            let owned = consumer_group_heartbeat_request::TopicPartitions {
+                topic_id,
+                partitions,
+                ..Default::default()
+            };
+            // A member that owns nothing sends an empty list, not an empty topic.
+            Some(owned)
+                .filter(|o| !o.partitions.is_empty())
+                .into_iter()
+                .collect()
+        }),
+        ..Default::default()
+    }
+}
+
+fn assigned(response: &ConsumerGroupHeartbeatResponse) -> Option<Vec<i32>> {
+    let assignment = response.assignment.as_ref()?;
+    let mut partitions: Vec<i32> = assignment
+        .topic_partitions
+        .iter()
+        .flat_map(|t| t.partitions.iter().copied())
+        .collect();
+    partitions.sort();
+    Some(partitions)
+}
+
+/// KIP-848: the server assigns; partitions added to a subscribed topic reach the member at
+/// its next heartbeat, with a new epoch.
+#[tokio::test]
+async fn consumer_protocol_members_get_added_partitions() {
+    let broker = TestBroker::start().await;
+    let mut c = broker.client().await;
+    find_coordinator(&mut c).await;
+    let all_topics = MetadataRequest {
+        topics: None,
+        ..Default::default()
+    };
+    let metadata = call!(c, 12, Metadata, all_topics);
+    let topic_id = metadata
+        .topics
+        .iter()
+        .find(|t| t.name.as_deref() == Some("t"))
+        .expect("topic t")
+        .topic_id;
+    let member = "member-a-0000000000000";
+    let joined = call!(
+        c,
+        1,
+        ConsumerGroupHeartbeat,
+        consumer_heartbeat(member, 0, Some(vec![]), topic_id)
+    );
+    assert_eq!(joined.error_code, 0, "{:?}", joined.error_message);
+    assert_eq!(assigned(&joined), Some(vec![0]));
+    let epoch = joined.member_epoch;
+    assert!(epoch > 0);
+
+    let grown = call!(
+        c,
+        3,
+        CreatePartitions,
+        CreatePartitionsRequest {
+            topics: vec![create_partitions_request::CreatePartitionsTopic {
+                name: "t".into(),
+                count: 3,
+                assignments: None,
+                ..Default::default()
+            }],
+            timeout_ms: 10_000,
+            ..Default::default()
+        }
+    );
+    assert_eq!(grown.results[0].error_code, 0);
+    // The coordinator learns of the change from the metadata log, asynchronously.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let beat = call!(
+            c,
+            1,
+            ConsumerGroupHeartbeat,
+            consumer_heartbeat(member, epoch, Some(vec![0]), topic_id)
+        );
+        assert_eq!(beat.error_code, 0, "{:?}", beat.error_message);
+        if assigned(&beat) == Some(vec![0, 1, 2]) {
+            assert!(
+                beat.member_epoch > epoch,
+                "a new assignment comes with a new epoch"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "added partitions never assigned"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let listed = call!(c, 5, ListGroups, ListGroupsRequest::default());
+    let g = listed
+        .groups
+        .iter()
+        .find(|g| g.group_id == "kip848")
+        .expect("listed");
+    assert_eq!(g.group_type, "consumer");
 }

@@ -4,9 +4,6 @@
 
 mod support;
 
-use freshet_protocol::messages::create_topics_request::CreatableTopic;
-use freshet_protocol::messages::CreateTopicsRequest;
-use freshet_protocol::{Request, Response};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -16,25 +13,6 @@ const PRODUCERS: usize = 3;
 
 /// Acknowledged records: (offset, value), shared by the producer threads.
 type Acked = Arc<Mutex<Vec<(i64, Vec<u8>)>>>;
-
-fn create_topic(client: &mut RawClient, name: &str) {
-    let request = CreateTopicsRequest {
-        topics: vec![CreatableTopic {
-            name: name.into(),
-            num_partitions: 1,
-            replication_factor: 1,
-            ..Default::default()
-        }],
-        timeout_ms: 30_000,
-        ..Default::default()
-    };
-    match client.call(7, Request::CreateTopics(request)).unwrap() {
-        Response::CreateTopics(r) => {
-            assert_eq!(r.topics[0].error_code, 0, "{:?}", r.topics[0].error_message)
-        }
-        other => panic!("unexpected {other:?}"),
-    }
-}
 
 /// Produces until the connection breaks, recording each acknowledged (offset, value).
 fn produce_until_killed(addr: std::net::SocketAddr, tag: String, acked: Acked) {
@@ -83,7 +61,7 @@ fn acknowledged_records_survive_sigkill() {
     eprintln!("crash test seed {seed}");
     let dir = tempfile::tempdir().unwrap();
     let mut broker = BrokerProcess::start(dir.path());
-    create_topic(&mut RawClient::connect(broker.addr).unwrap(), "crash");
+    support::create_topic(&mut RawClient::connect(broker.addr).unwrap(), "crash", 1);
     let acked: Acked = Arc::default();
     let mut rng = seed;
     for round in 0..rounds {

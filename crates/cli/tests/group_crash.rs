@@ -131,7 +131,9 @@ fn acknowledged_offset_commits_survive_sigkill() {
     eprintln!("group crash test seed {rng}");
     let dir = tempfile::tempdir().unwrap();
     let mut broker = BrokerProcess::start(dir.path());
-    find_coordinator(&mut RawClient::connect(broker.addr).unwrap());
+    let mut client = RawClient::connect(broker.addr).unwrap();
+    support::create_topic(&mut client, TOPIC, PARTITIONS);
+    find_coordinator(&mut client);
     let mut next = 1;
     for round in 0..rounds {
         let progress = Arc::new(Progress::default());

@@ -73,6 +73,9 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeGroups, 0, 5),
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::OffsetDelete, 0, 0),
+    // KIP-848: the consumer group protocol with server-side assignment.
+    (ApiKey::ConsumerGroupHeartbeat, 0, 1),
+    (ApiKey::ConsumerGroupDescribe, 0, 0),
 ];
 
 pub fn supported_range(api_key: ApiKey) -> Option<(i16, i16)> {
@@ -108,11 +111,13 @@ pub fn dispatch(
         | Request::ListGroups(_)
         | Request::DescribeGroups(_)
         | Request::DeleteGroups(_)
-        | Request::OffsetDelete(_) => Reply::later(async move {
+        | Request::OffsetDelete(_)
+        | Request::ConsumerGroupHeartbeat(_)
+        | Request::ConsumerGroupDescribe(_) => Reply::later(async move {
             // Kafka reports a client's host as Java's InetAddress prints it: "/127.0.0.1".
             let host = format!("/{}", peer.ip());
             ctx.groups
-                .call(version, header.client_id, host, request)
+                .call(&ctx, version, header.client_id, host, request)
                 .await
         }),
         Request::ApiVersions(r) => {

@@ -238,3 +238,25 @@ pub fn decode_values(mut bytes: Bytes) -> Vec<(i64, Bytes)> {
 pub fn api_key_of(r: &Request) -> ApiKey {
     r.api_key()
 }
+
+/// Creates a topic with `partitions` partitions, panicking on any error.
+pub fn create_topic(client: &mut RawClient, name: &str, partitions: i32) {
+    use freshet_protocol::messages::create_topics_request::CreatableTopic;
+    use freshet_protocol::messages::CreateTopicsRequest;
+    let request = CreateTopicsRequest {
+        topics: vec![CreatableTopic {
+            name: name.into(),
+            num_partitions: partitions,
+            replication_factor: 1,
+            ..Default::default()
+        }],
+        timeout_ms: 30_000,
+        ..Default::default()
+    };
+    match client.call(7, Request::CreateTopics(request)).unwrap() {
+        Response::CreateTopics(r) => {
+            assert_eq!(r.topics[0].error_code, 0, "{:?}", r.topics[0].error_message)
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
