@@ -134,6 +134,8 @@ drivers=(
   "confluent-kafka-groups|python|$py $here/python/confluent_compat.py --groups"
   "franz-go-groups|go|$here/go/bin/franz --groups"
   "sarama-groups|go|$here/go/bin/sarama --groups"
+  "java-kip848-groups|java|env COMPAT_GROUP_PROTOCOL=consumer $here/java.sh --groups"
+  "confluent-kafka-kip848-groups|python|env COMPAT_GROUP_PROTOCOL=consumer $py $here/python/confluent_compat.py --groups"
 )
 
 passed=0 failed=0

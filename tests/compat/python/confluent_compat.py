@@ -3,6 +3,7 @@
 Usage: confluent_compat.py [--groups] [--bootstrap HOST:PORT] TOPIC
 """
 
+import os
 import sys
 import time
 
@@ -97,6 +98,10 @@ def consumer(bootstrap, group_id=None):
         "group.id": group_id or "compat-assign-only",
         "enable.auto.offset.store": group_id is not None,
     }
+    # COMPAT_GROUP_PROTOCOL=consumer runs the group checks with KIP-848's protocol.
+    protocol = os.environ.get("COMPAT_GROUP_PROTOCOL")
+    if group_id is not None and protocol:
+        conf["group.protocol"] = protocol
     return Consumer(conf)
 
 

@@ -261,6 +261,11 @@ public final class Compat {
     props.put(ConsumerConfig.CHECK_CRCS_CONFIG, "true");
     if (groupId != null) {
       props.put(ConsumerConfig.GROUP_ID_CONFIG, groupId);
+      // COMPAT_GROUP_PROTOCOL=consumer runs the group checks with KIP-848's protocol.
+      String protocol = System.getenv("COMPAT_GROUP_PROTOCOL");
+      if (protocol != null && !protocol.isEmpty()) {
+        props.put(ConsumerConfig.GROUP_PROTOCOL_CONFIG, protocol);
+      }
     }
     return new KafkaConsumer<>(props);
   }
@@ -378,6 +383,12 @@ public final class Compat {
         OffsetAndMetadata committed = consumer.committed(Set.of(tp)).get(tp);
         expect("committed offset", half, committed.offset());
         expect("committed metadata", "compat", committed.metadata());
+        // The group really runs the protocol asked for (classic, or KIP-848's "consumer").
+        String protocol = System.getenv().getOrDefault("COMPAT_GROUP_PROTOCOL", "classic");
+        org.apache.kafka.common.GroupType type = admin.describeConsumerGroups(List.of(group))
+            .describedGroups().get(group).get().type();
+        expect("group type", protocol.isEmpty() ? "classic" : protocol,
+            type.toString().toLowerCase(java.util.Locale.ROOT));
       }
       Map<TopicPartition, OffsetAndMetadata> listed =
           admin.listConsumerGroupOffsets(group).partitionsToOffsetAndMetadata().get();
