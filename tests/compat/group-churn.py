@@ -3,6 +3,7 @@
 
     tests/compat/group-churn.sh [BOOTSTRAP] [--variants A,B,...] [--members 1,2,4,6]
                                 [--records M] [--delay-ms MS] [--kip848-kill] [--timeout S]
+    tests/compat/group-churn.sh --self-test     (checks the checker on made-up member outputs)
 
 For each client variant and each group size N: creates a 4-partition topic, produces M records
 with unique values (confluent-kafka), starts N members (one process each, see
@@ -207,6 +208,53 @@ def analyse(members, produced, ends):
     return problems[:20] + ([f"... {len(problems) - 20} more"] if len(problems) > 20 else []), stats
 
 
+class FakeMember:
+    """A member whose output is given, for --self-test."""
+
+    def __init__(self, name, fate, text):
+        self.name, self.fate, self._lines = name, fate, text.strip().splitlines()
+
+    def lines(self):
+        return self._lines
+
+
+def self_test():
+    """Checks that analyse() accepts a correct history and rejects each kind of wrong one."""
+    produced = {(0, 0): "a", (0, 1): "b", (1, 0): "c"}
+    ends = [2, 1, 0, 0]
+    good = [
+        FakeMember("m0", "killed", "0 0 a\ncommitted 0 1\n0 1 b"),
+        FakeMember("m1", "stopped", "1 0 c\ncommitted 1 1\n0 1 b\ncommitted 0 2\nclosed"),
+    ]
+    cases = {
+        "good": (good, None),
+        "failed commit then redelivery": ([
+            FakeMember("m0", "stopped", "0 0 a\n0 1 b\ncommit-failed RebalanceInProgress\nclosed"),
+            FakeMember("m1", "stopped", "0 0 a\n0 1 b\n1 0 c\ncommitted 0 2\ncommitted 1 1"),
+        ], None),
+        "committed twice": ([
+            FakeMember("m0", "stopped", "0 0 a\n0 1 b\ncommitted 0 2"),
+            FakeMember("m1", "stopped", "0 1 b\n1 0 c\ncommitted 0 2\ncommitted 1 1"),
+        ], "committed 2 times"),
+        "lost": ([FakeMember("m0", "stopped", "0 0 a\n0 1 b\ncommitted 0 2")], "never printed"),
+        "wrong value": ([FakeMember("m0", "stopped", "0 0 a\n0 1 x\n1 0 c\ncommitted 0 2\ncommitted 1 1")],
+                        "produced 'b'"),
+        "printed, not killed, never committed": ([
+            FakeMember("m0", "terminated", "0 0 a\n0 1 b\n1 0 c\ncommitted 0 2\ncommitted 1 1\n1 0 c"),
+        ], "never committed it"),
+        "killed member's print never redelivered": ([
+            FakeMember("m0", "killed", "0 0 a\n0 1 b\ncommitted 0 2\n1 0 c"),
+        ], "committed 0 times"),
+    }
+    bad = 0
+    for name, (members, expect) in cases.items():
+        problems, _ = analyse(members, produced, ends)
+        ok = (not problems) if expect is None else any(expect in p for p in problems)
+        print(f"self-test {'ok' if ok else 'WRONG'}: {name}: {problems or 'no problems'}")
+        bad += not ok
+    sys.exit(1 if bad else 0)
+
+
 def run_one(variant, n, args, admin, logroot, run_id):
     topic = f"churn-{variant}-n{n}-{run_id}"
     group = topic + "-g"
@@ -349,6 +397,8 @@ def parse_args(argv):
             a.timeout = float(args.pop(0))
         elif x == "--logs":
             a.logs = args.pop(0)
+        elif x == "--self-test":
+            self_test()
         elif x in ("-h", "--help"):
             print(__doc__)
             sys.exit(0)

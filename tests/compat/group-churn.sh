@@ -3,6 +3,7 @@
 #
 #   tests/compat/group-churn.sh [BOOTSTRAP] [--variants A,B,...] [--members 1,2,4,6]
 #                               [--records M] [--delay-ms MS] [--kip848-kill] [--timeout S]
+#   tests/compat/group-churn.sh --self-test   (checks the checker on made-up member outputs)
 #
 # Builds what is missing first, as run-all.sh does: the Java member (Maven), the Python venv with
 # the pinned clients (pip) and the franz-go member (go build). Start the broker with
