@@ -12,7 +12,7 @@
 # not 3) and keeps the raw output in bench/results/raw/<stamp>-group-settle/ (gitignored).
 #
 # Environment: FRESHET_BIN (a freshet binary; default: cargo build --release -p freshet, honouring
-# CARGO_TARGET_DIR), BENCH_PORT (default: a free port; Kafka's controller uses PORT+1),
+# CARGO_TARGET_DIR; FRESHET_COMMIT names the commit it was built from), BENCH_PORT (default: a free port; Kafka's controller uses PORT+1),
 # BENCH_BROKER_CPUS / BENCH_LOAD_CPUS (taskset lists as in bench/run.sh, default 1 and 0),
 # BENCH_METADATA_MAX_AGE_MS (default 1000), BENCH_NOTE (a sentence for the results file).
 set -euo pipefail
@@ -75,7 +75,11 @@ fi
 
 {
   echo "date=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-  echo "freshet_commit=$(git -C "$ROOT" rev-parse --short HEAD)"
+  if [[ -n ${FRESHET_BIN:-} ]]; then
+    echo "freshet_commit=${FRESHET_COMMIT:-unknown (FRESHET_BIN=$FRESHET_BIN; set FRESHET_COMMIT)}"
+  else
+    echo "freshet_commit=$(git -C "$ROOT" rev-parse --short HEAD)"
+  fi
   echo "freshet_bin=$FRESHET"
   echo "kafka_version=${KAFKA_VERSION:-4.3.1}"
   echo "cpus=$(nproc) model=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
@@ -169,8 +173,8 @@ for line in open(f"{raw}/results.txt"):
     runs.append(dict(kv.split("=", 1) for kv in line.split()))
 protocols = list(dict.fromkeys(r["protocol"] for r in runs))
 
-def values(broker, protocol):
-    return [r["settle_ms"] for r in runs if r["broker"] == broker and r["protocol"] == protocol]
+def values(broker, protocol, field="settle_ms"):
+    return [r.get(field, r["settle_ms"]) for r in runs if r["broker"] == broker and r["protocol"] == protocol]
 
 def median(vals):
     nums = [int(v) for v in vals if v.lstrip("-").isdigit()]
@@ -214,22 +218,30 @@ lines += [
     "",
     "## Medians",
     "",
-    "| protocol | Freshet settle_ms | Kafka settle_ms | Freshet / Kafka | Freshet runs | Kafka runs |",
-    "|---|---:|---:|---:|---|---|",
+    "| protocol | measured from | Freshet ms | Kafka ms | Freshet / Kafka | Freshet runs | Kafka runs |",
+    "|---|---|---:|---:|---:|---|---|",
 ]
 for p in protocols:
-    fv, kv = values("freshet", p), values("kafka", p)
-    fm, km = median(fv), median(kv)
-    ratio = f"{fm / km:.2f}" if fm is not None and km else "-"
-    lines.append(f"| {p} | {show(fm, fv)} | {show(km, kv)} | {ratio} | {', '.join(fv)} | {', '.join(kv)} |")
+    for field, label in (("settle_ms", "createPartitions returned"), ("settle_from_call_ms", "createPartitions called"),
+                         ("create_partitions_ms", "(the createPartitions call itself)")):
+        fv, kv = values("freshet", p, field), values("kafka", p, field)
+        fm, km = median(fv), median(kv)
+        ratio = f"{fm / km:.2f}" if fm is not None and km else "-"
+        lines.append(f"| {p} | {label} | {show(fm, fv)} | {show(km, kv)} | {ratio} | {', '.join(fv)} | {', '.join(kv)} |")
 lines += ["", "## Every run", "", "| round | broker | protocol | settle_ms | other fields |", "|---:|---|---|---:|---|"]
 for r in runs:
     rest = " ".join(f"{k}={v}" for k, v in r.items() if k not in ("round", "broker", "protocol", "settle_ms"))
     lines.append(f"| {r['round']} | {r['broker']} | {r['protocol']} | {r['settle_ms']} | {rest} |")
-lines += ["", "first_new_assigned_ms: when a consumer's listener first received one of the added partitions; "
+lines += ["", "settle_ms is negative when the group owned every new partition before the createPartitions answer "
+          "arrived (the broker had made them visible before answering); settle_from_call_ms counts from just before the "
+          "call instead, create_partitions_ms is the call's own duration, create_topic_ms the CreateTopics call for the "
+          "initial partitions. "
+          "first_new_assigned_ms: when a consumer's listener first received one of the added partitions; "
           "initial_stable_ms: from starting the consumers to the quiet state before the addition (includes the 6 s "
           "quiet period); assign_callbacks: onPartitionsAssigned calls across the group after the addition; "
-          "per_consumer: fewest..most partitions one consumer owns at the end."]
+          "per_consumer: fewest..most partitions one consumer owns at the end; heartbeats_per_s: heartbeat requests sent by "
+          "the whole group per second from the createPartitions call to the end of the 6 s hold (the clients' "
+          "heartbeat-total metric)."]
 open(out, "w").write("\n".join(lines) + "\n")
 print("\n".join(lines[lines.index("## Medians"):]))
 EOF

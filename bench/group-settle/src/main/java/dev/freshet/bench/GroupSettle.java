@@ -29,6 +29,8 @@ import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRebalanceListener;
 import org.apache.kafka.clients.consumer.CooperativeStickyAssignor;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.common.Metric;
+import org.apache.kafka.common.MetricName;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.errors.UnsupportedVersionException;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
@@ -45,6 +47,11 @@ import org.apache.kafka.common.serialization.ByteArrayDeserializer;
  * each consumer's rebalance listener, on its own poll thread) cover every partition exactly once.
  * That state must then hold for {@code --hold-ms} (so a later revocation or a second rebalance
  * round restarts the clock); the settle time is when it last became true.
+ *
+ * <p>Also reported: the same settle time measured from just before the createPartitions call
+ * ({@code settle_from_call_ms}) and how long the call took ({@code create_partitions_ms}); a
+ * broker that makes the new partitions visible (and assigns them) before it answers gets a
+ * negative {@code settle_ms}.
  *
  * <p>Protocols: {@code classic-default} (classic protocol, the Java client's default
  * partition.assignment.strategy [range, cooperative-sticky], which selects range with eager
@@ -138,6 +145,8 @@ public final class GroupSettle {
     private final Map<Integer, Integer> assignCallbacks = new HashMap<>();
     private final Map<Integer, Throwable> errors = new HashMap<>();
     private final Set<Integer> polled = new HashSet<>();
+    /** Each consumer's heartbeat-total metric (heartbeats sent), as of its last poll. */
+    private final Map<Integer, Double> heartbeats = new HashMap<>();
     private int expected;
     private long lastChangeNs = System.nanoTime();
     /** When the exactly-once-coverage condition last became true, or -1 while it is false. */
@@ -167,7 +176,12 @@ public final class GroupSettle {
       changed();
     }
 
-    synchronized void polledOnce(int consumer) {
+    synchronized double heartbeatSum() {
+      return heartbeats.values().stream().mapToDouble(Double::doubleValue).sum();
+    }
+
+    synchronized void polledOnce(int consumer, double heartbeatTotal) {
+      heartbeats.put(consumer, heartbeatTotal);
       if (polled.add(consumer)) {
         notifyAll();
       }
@@ -314,7 +328,9 @@ public final class GroupSettle {
     CountDownLatch checked = new CountDownLatch(consumers);
     List<Thread> threads = new ArrayList<>();
     try (Admin admin = Admin.create(ap)) {
+      long createNs = System.nanoTime();
       admin.createTopics(List.of(new NewTopic(topic, initial, (short) 1))).all().get();
+      long createTopicMs = (System.nanoTime() - createNs) / 1_000_000;
       waitPartitions(admin, topic, initial);
       tracker.expect(initial);
       log(broker + " " + protocol + ": topic " + topic + " has " + initial + " partitions; starting " + consumers + " consumers");
@@ -339,6 +355,8 @@ public final class GroupSettle {
       log(broker + " " + protocol + ": group stable on " + initial + " partitions after " + initialMs + " ms; adding " + added);
       int total = initial + added;
       tracker.expect(total);
+      double heartbeatsBefore = tracker.heartbeatSum();
+      long callNs = System.nanoTime();
       admin.createPartitions(Map.of(topic, NewPartitions.increaseTo(total))).all().get();
       long t0 = System.nanoTime();
       why = awaitSettled(tracker, t0, holdMs, false);
@@ -346,13 +364,18 @@ public final class GroupSettle {
         result(protocol, why, "phase=after_add " + tracker.describe().replace(' ', '_'));
         return false;
       }
+      long holdEndNs = System.nanoTime();
       long settleMs;
       long firstMs;
+      String heartbeatRate;
       int callbacks;
       String balance;
       synchronized (tracker) {
-        settleMs = (tracker.holdsSinceNs - t0) / 1_000_000;
-        firstMs = (tracker.firstNewNs - t0) / 1_000_000;
+        // Negative when the group settled before the createPartitions answer arrived (a broker
+        // may publish the new partitions before it answers).
+        settleMs = Math.floorDiv(tracker.holdsSinceNs - t0, 1_000_000);
+        firstMs = Math.floorDiv(tracker.firstNewNs - t0, 1_000_000);
+        heartbeatRate = String.format("%.1f", (tracker.heartbeatSum() - heartbeatsBefore) / ((holdEndNs - callNs) / 1e9));
         callbacks = tracker.assignCallbacks.values().stream().mapToInt(Integer::intValue).sum() - callbacksBefore;
         int min = Integer.MAX_VALUE;
         int max = 0;
@@ -363,7 +386,11 @@ public final class GroupSettle {
         balance = min + ".." + max;
       }
       result(protocol, Long.toString(settleMs),
-          "first_new_assigned_ms=" + firstMs + " initial_stable_ms=" + initialMs + " assign_callbacks=" + callbacks + " per_consumer=" + balance);
+          "settle_from_call_ms=" + (tracker.holdsSinceNs - callNs) / 1_000_000
+              + " create_partitions_ms=" + (t0 - callNs) / 1_000_000
+              + " create_topic_ms=" + createTopicMs
+              + " first_new_assigned_ms=" + firstMs + " initial_stable_ms=" + initialMs + " assign_callbacks=" + callbacks + " per_consumer=" + balance
+              + " heartbeats_per_s=" + heartbeatRate);
       return true;
     } finally {
       stop.set(true);
@@ -432,7 +459,7 @@ public final class GroupSettle {
       });
       while (!stop.get()) {
         c.poll(Duration.ofMillis(50));
-        tracker.polledOnce(id);
+        tracker.polledOnce(id, heartbeatTotal(c));
       }
       // The rebalance listener is what the timing uses; check that it agreed with the
       // consumer's own view at the end (the async consumer may update assignment() a poll
@@ -454,6 +481,19 @@ public final class GroupSettle {
         log("consumer " + id + " failed while closing: " + t);
       }
     }
+  }
+
+  /** The consumer's count of heartbeat requests sent (both protocols report it under this name). */
+  private static double heartbeatTotal(KafkaConsumer<byte[], byte[]> c) {
+    for (Map.Entry<MetricName, ? extends Metric> e : c.metrics().entrySet()) {
+      if (e.getKey().name().equals("heartbeat-total") && e.getKey().group().endsWith("coordinator-metrics")) {
+        Object v = e.getValue().metricValue();
+        if (v instanceof Double d) {
+          return d;
+        }
+      }
+    }
+    return 0;
   }
 
   private static Set<TopicPartition> ownedBy(Tracker tracker, int id) {
