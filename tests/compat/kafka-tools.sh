@@ -130,7 +130,25 @@ check_console_group() {
   tool "consumer-groups --describe" consumer-groups --bootstrap-server "$B" --describe --group "$topic-g"
   awk -v t="$topic" '$2 == t && $3 == 0 && $4 == 3 { ok = 1 } END { exit !ok }' "$work/out" \
     || fail "kafka-consumer-groups --describe: committed offset 3 not shown: $(cat "$work/out")"
-  echo "kafka-tools: console consumer in a group and kafka-consumer-groups OK"
+  # Reset: a dry run changes nothing, --execute commits; then list and delete the group.
+  tool "consumer-groups --reset-offsets (dry run)" consumer-groups --bootstrap-server "$B" --group "$topic-g" \
+    --reset-offsets --topic "$topic" --to-offset 1 --dry-run
+  awk -v t="$topic" '$2 == t && $3 == 0 && $4 == 1 { ok = 1 } END { exit !ok }' "$work/out" \
+    || fail "kafka-consumer-groups --reset-offsets --dry-run: plan not shown: $(cat "$work/out")"
+  tool "consumer-groups --describe" consumer-groups --bootstrap-server "$B" --describe --group "$topic-g"
+  awk -v t="$topic" '$2 == t && $3 == 0 && $4 == 3 { ok = 1 } END { exit !ok }' "$work/out" \
+    || fail "a dry run changed the committed offset: $(cat "$work/out")"
+  tool "consumer-groups --reset-offsets --execute" consumer-groups --bootstrap-server "$B" --group "$topic-g" \
+    --reset-offsets --topic "$topic" --to-earliest --execute
+  tool "consumer-groups --describe" consumer-groups --bootstrap-server "$B" --describe --group "$topic-g"
+  awk -v t="$topic" '$2 == t && $3 == 0 && $4 == 0 { ok = 1 } END { exit !ok }' "$work/out" \
+    || fail "kafka-consumer-groups --reset-offsets --to-earliest --execute: offset not 0: $(cat "$work/out")"
+  tool "consumer-groups --list" consumer-groups --bootstrap-server "$B" --list
+  grep -qx "$topic-g" "$work/out" || fail "kafka-consumer-groups --list lacks $topic-g: $(cat "$work/out")"
+  tool "consumer-groups --delete" consumer-groups --bootstrap-server "$B" --delete --group "$topic-g"
+  tool "consumer-groups --list" consumer-groups --bootstrap-server "$B" --list
+  grep -qx "$topic-g" "$work/out" && fail "group $topic-g still listed after --delete"
+  echo "kafka-tools: console consumer in a group and kafka-consumer-groups describe, reset, list, delete OK"
 }
 
 check_consumer_perf() {
