@@ -101,6 +101,15 @@ class Member:
         self.err.close()
 
 
+def at_end(member, ends):
+    """Whether the last record the member printed is the last of its partition."""
+    for line in reversed(member.lines()):
+        parts = line.split(" ")
+        if len(parts) == 3 and parts[0].isdigit():
+            return int(parts[1]) + 1 >= ends[int(parts[0])]
+    return False
+
+
 def produce(bootstrap, topic, count):
     """Produces `count` records round-robin over the partitions; returns {(p, o): value}."""
     p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5})
@@ -287,6 +296,7 @@ def run_one(variant, n, args, admin, logroot, run_id):
     do_kill = n >= 2 and (not kip848 or args.kip848_kill)
     plan = [(0.15, "join"), (0.35, "term")] + ([(0.55, "kill")] if do_kill else [])
     problems = []
+    ran = []
     deadline = time.monotonic() + args.timeout
     last_counts = {}
     done = False
@@ -301,12 +311,15 @@ def run_one(variant, n, args, admin, logroot, run_id):
         progress = sum(counts.values()) / args.records
         if plan and progress >= plan[0][0]:
             _, what = plan.pop(0)
+            ran.append(what)
             live = [m for m in members if m.fate == "running"]
             if what == "join":
                 start(len(members))
             elif what in ("term", "kill") and live:
-                # Prefer a member that is consuming right now (its count grew since last look).
-                busy = [m for m in live if counts[m.name] > last_counts.get(m.name, 0)]
+                # Prefer a member that is consuming right now: its count grew since the last
+                # look and its last record is not the end of its partition.
+                busy = [m for m in live if counts[m.name] > last_counts.get(m.name, 0)
+                        and not at_end(m, ends)]
                 victim = (busy or live)[0]
                 if what == "term":
                     victim.fate = "terminated"
@@ -362,6 +375,7 @@ def run_one(variant, n, args, admin, logroot, run_id):
     event("all members stopped")
     found, stats = analyse(members, produced, ends)
     problems += found
+    stats["churn"] = "+".join(ran) or "none"
     with open(os.path.join(logdir, "events.log"), "w") as f:
         f.write("\n".join(events) + "\n")
     return problems, stats, time.monotonic() - t0, logdir
