@@ -25,6 +25,11 @@ CONSUMERS=10
 INITIAL=100
 ADDED=900
 ARGS_TEXT="$*"
+# The exact command for the results file: the settings taken from the environment, then the arguments.
+ENV_TEXT=
+for v in FRESHET_BIN FRESHET_COMMIT CARGO_TARGET_DIR BENCH_PORT BENCH_BROKER_CPUS BENCH_LOAD_CPUS BENCH_METADATA_MAX_AGE_MS KAFKA_VERSION; do
+  [[ -n ${!v:-} ]] && ENV_TEXT+="$v=${!v} "
+done
 while [[ $# -gt 0 ]]; do
   case $1 in
     --rounds) ROUNDS=$2; shift 2 ;;
@@ -82,7 +87,8 @@ fi
   fi
   echo "freshet_bin=$FRESHET"
   echo "kafka_version=${KAFKA_VERSION:-4.3.1}"
-  echo "cpus=$(nproc) model=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
+  echo "cpus=$(nproc)"
+  echo "cpu_model=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
   echo "mem_total=$(awk '/MemTotal/ {print $2 " kB"}' /proc/meminfo)"
   echo "kernel=$(uname -r)"
   echo "java=$(java -version 2>&1 | head -1)"
@@ -163,7 +169,7 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 echo "loadavg_end=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$RAW/machine.txt"
 
-python3 - "$RAW" "$OUT" "bench/group-settle.sh${ARGS_TEXT:+ $ARGS_TEXT}" "${BENCH_NOTE:-}" "$META_AGE" \
+python3 - "$RAW" "$OUT" "${ENV_TEXT}bench/group-settle.sh${ARGS_TEXT:+ $ARGS_TEXT}" "${BENCH_NOTE:-}" "$META_AGE" \
   "$CONSUMERS" "$INITIAL" "$ADDED" "$BROKER_CPUS" "$LOAD_CPUS" <<'EOF'
 import statistics, sys
 raw, out, cmd, note, meta_age, consumers, initial, added, broker_cpus, load_cpus = sys.argv[1:]
@@ -212,7 +218,7 @@ lines += [
     f"the machine in turn, fresh data directory per round, rounds alternate which broker goes first. Broker pinned "
     f"to CPU {broker_cpus}, the consumers' JVM to CPU {load_cpus} (taskset).",
     "",
-    f"Machine: {machine.get('cpus')}, {machine.get('mem_total')} RAM, kernel {machine.get('kernel')}, "
+    f"Machine: {machine.get('cpus')} CPUs ({machine.get('cpu_model')}), {machine.get('mem_total')} RAM, kernel {machine.get('kernel')}, "
     f"{machine.get('java')}. Freshet commit {machine.get('freshet_commit')}. Load average at start "
     f"{machine.get('loadavg_start')}, at end {machine.get('loadavg_end')}.",
     "",
