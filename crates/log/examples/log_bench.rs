@@ -1,13 +1,28 @@
 //! Append and read throughput of the log, next to the disk's own ceiling measured with `dd` in
-//! the same run and the same directory.
+//! the same run, the same directory and the same block size.
 //!
-//! `cargo run -p freshet-log --release --example log_bench -- [DIR] [MIB_PER_CASE] [SECONDS_PER_CASE]`
-//! (defaults: `target/log-bench`, 1024, 10). Each case appends until it has written
-//! MIB_PER_CASE or run SECONDS_PER_CASE, whichever comes first.
+//! `cargo run -p freshet-log --release --example log_bench -- [DIR] [MIB_PER_CASE] [ROUNDS] [SECONDS_PER_CASE] [FILTER]`
+//! (defaults: `target/log-bench`, 1024, 3, 10, all cases).
+//!
+//! Method (docs/design/log.md, "Benchmark"):
+//! - Every round runs every case once, interleaved, and the summary prints the median of each
+//!   case over the rounds and the median of the per-round ratios (each ratio compares two
+//!   figures taken a few seconds apart, which is what survives a noisy shared machine).
+//! - The ceiling for a batch size is `dd bs=<batch size> count=<MIB_PER_CASE / batch size>
+//!   conv=fdatasync` writing a fresh file: buffered writes of that block size plus one
+//!   `fdatasync` at the end. The `never` and `interval` cases do the same amount of work: they
+//!   append MIB_PER_CASE of batches to a fresh log and then call `flush()` (one `fdatasync`),
+//!   and their time includes that flush. The time before the flush is printed too.
+//! - Before each measurement the previous case's files are deleted and `sync` runs, so both
+//!   sides start with the same page-cache state; on odd rounds the log case runs before `dd`
+//!   instead of after, so that neither side always inherits the other's writeback.
+//! - fsync cases append until MIB_PER_CASE or SECONDS_PER_CASE, whichever comes first; the
+//!   target for them is the ratio to the `never` case of the same batch size and round.
 
 #[path = "../tests/support/batch.rs"]
 mod batch;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -20,7 +35,9 @@ const MIB: u64 = 1024 * 1024;
 struct Args {
     dir: PathBuf,
     bytes_per_case: u64,
+    rounds: usize,
     time_per_case: Duration,
+    filter: String,
 }
 
 fn args() -> Args {
@@ -29,27 +46,34 @@ fn args() -> Args {
         .next()
         .map_or_else(|| PathBuf::from("target/log-bench"), PathBuf::from);
     let mib: u64 = a.next().and_then(|s| s.parse().ok()).unwrap_or(1024);
+    let rounds: usize = a.next().and_then(|s| s.parse().ok()).unwrap_or(3);
     let secs: u64 = a.next().and_then(|s| s.parse().ok()).unwrap_or(10);
+    let filter = a.next().unwrap_or_default();
     Args {
         dir,
         bytes_per_case: mib * MIB,
+        rounds: rounds.max(1),
         time_per_case: Duration::from_secs(secs),
+        filter,
     }
 }
 
-/// Runs dd and returns its throughput in MB/s (10^6 bytes), computed from its own report.
-fn dd(dir: &Path, mib: u64, fdatasync: bool) -> f64 {
+/// Runs `dd bs=<block_bytes> conv=fdatasync` writing `total_bytes` to a fresh file and returns
+/// its throughput in MB/s (10^6 bytes), from the time dd reports itself.
+fn dd(dir: &Path, block_bytes: u64, total_bytes: u64) -> f64 {
     let target = dir.join("dd.tmp");
-    let mut cmd = Command::new("dd");
-    cmd.arg("if=/dev/zero")
-        .arg(format!("of={}", target.display()))
-        .arg("bs=1M")
-        .arg(format!("count={mib}"));
-    if fdatasync {
-        cmd.arg("conv=fdatasync");
-    }
+    let _ = std::fs::remove_file(&target);
+    sync_all();
+    let count = total_bytes / block_bytes;
     let start = Instant::now();
-    let out = cmd.output().expect("run dd");
+    let out = Command::new("dd")
+        .arg("if=/dev/zero")
+        .arg(format!("of={}", target.display()))
+        .arg(format!("bs={block_bytes}"))
+        .arg(format!("count={count}"))
+        .arg("conv=fdatasync")
+        .output()
+        .expect("run dd");
     let elapsed = start.elapsed().as_secs_f64();
     let _ = std::fs::remove_file(&target);
     let report = String::from_utf8_lossy(&out.stderr);
@@ -61,7 +85,7 @@ fn dd(dir: &Path, mib: u64, fdatasync: bool) -> f64 {
                 .and_then(|s| s.trim().parse::<f64>().ok())
         })
         .unwrap_or(elapsed);
-    (mib * MIB) as f64 / secs / 1e6
+    (count * block_bytes) as f64 / secs / 1e6
 }
 
 fn sync_all() {
@@ -71,38 +95,40 @@ fn sync_all() {
 struct Figures {
     mb_per_s: f64,
     batches_per_s: f64,
-    secs: f64,
+    /// Throughput counting only the appends, before the final flush (`never`/`interval`).
+    appends_only_mb_per_s: f64,
 }
 
 fn run_appends(
     args: &Args,
-    name: &str,
+    dir: &Path,
     flush: FlushPolicy,
     batch_bytes: usize,
     writers: usize,
 ) -> Figures {
-    let dir = args.dir.join(name);
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(dir);
+    sync_all();
     let config = LogConfig {
         flush,
         segment_bytes_max: 256 * MIB as u32,
         ..LogConfig::default()
     };
-    let log = Arc::new(Log::open(&dir, config).expect("open log"));
+    let log = Arc::new(Log::open(dir, config).expect("open log"));
     let _task = matches!(flush, FlushPolicy::Interval { .. })
         .then(|| MaintenanceTask::spawn(log.clone(), 100));
-    let records = (batch_bytes / 1024).max(1);
+    let fixed_size = !matches!(flush, FlushPolicy::EveryAppend);
+    let batch_len = bench_batch(batch_bytes, 0).len() as u64;
+    let batches_each = (args.bytes_per_case / writers as u64 / batch_len).max(1);
     let start = Instant::now();
-    let bytes_each = args.bytes_per_case / writers as u64;
     let handles: Vec<_> = (0..writers)
         .map(|w| {
             let log = log.clone();
-            let deadline = start + args.time_per_case;
+            // Cases without fsync always write the full size (the same work as dd).
+            let deadline = (!fixed_size).then(|| start + args.time_per_case);
             std::thread::spawn(move || {
-                let mut b =
-                    batch::filled_batch(records, batch_bytes - 61 - records * 8, w as u64 + 7, 0);
+                let mut b = bench_batch(batch_bytes, w as u64);
                 let (mut bytes, mut batches) = (0u64, 0u64);
-                while bytes < bytes_each && Instant::now() < deadline {
+                while batches < batches_each && deadline.is_none_or(|d| Instant::now() < d) {
                     log.append(&mut b, 0).expect("append");
                     bytes += b.len() as u64;
                     batches += 1;
@@ -117,12 +143,21 @@ fn run_appends(
         bytes += b;
         batches += n;
     }
+    let appends_secs = start.elapsed().as_secs_f64();
+    log.flush().expect("final flush");
     let secs = start.elapsed().as_secs_f64();
     Figures {
         mb_per_s: bytes as f64 / secs / 1e6,
         batches_per_s: batches as f64 / secs,
-        secs,
+        appends_only_mb_per_s: bytes as f64 / appends_secs / 1e6,
     }
+}
+
+/// A valid batch of about `batch_bytes` (1 KiB records); its exact length depends only on
+/// `batch_bytes`, and `dd` uses that length as its block size.
+fn bench_batch(batch_bytes: usize, writer: u64) -> Vec<u8> {
+    let records = (batch_bytes / 1024).max(1);
+    batch::filled_batch(records, batch_bytes - 61 - records * 8, writer + 7, 0)
 }
 
 fn run_reads(dir: &Path) -> Figures {
@@ -151,7 +186,7 @@ fn run_reads(dir: &Path) -> Figures {
     Figures {
         mb_per_s: bytes as f64 / secs / 1e6,
         batches_per_s: reads as f64 / secs,
-        secs,
+        appends_only_mb_per_s: f64::NAN,
     }
 }
 
@@ -169,79 +204,191 @@ fn next_offset(bytes: &[u8]) -> i64 {
     next
 }
 
+fn median(values: &[f64]) -> f64 {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
+
+/// Per case name: (MB/s, batches/s, MB/s before the final flush) of each round; per ratio
+/// name: the ratio of each round.
+#[derive(Default)]
+struct Results {
+    cases: BTreeMap<String, Vec<(f64, f64, f64)>>,
+    order: Vec<String>,
+    ratios: BTreeMap<String, Vec<f64>>,
+    ratio_order: Vec<String>,
+}
+
+impl Results {
+    fn add(&mut self, name: &str, f: &Figures) {
+        if !self.cases.contains_key(name) {
+            self.order.push(name.to_string());
+        }
+        self.cases.entry(name.to_string()).or_default().push((
+            f.mb_per_s,
+            f.batches_per_s,
+            f.appends_only_mb_per_s,
+        ));
+    }
+
+    fn ratio(&mut self, name: &str, value: f64) {
+        if !self.ratios.contains_key(name) {
+            self.ratio_order.push(name.to_string());
+        }
+        self.ratios.entry(name.to_string()).or_default().push(value);
+    }
+}
+
 fn main() {
     let args = args();
     std::fs::create_dir_all(&args.dir).expect("create bench directory");
-    let mib = args.bytes_per_case / MIB;
-    sync_all();
-    let dd_sync = dd(&args.dir, mib, true);
-    sync_all();
-    let dd_buffered = dd(&args.dir, mib, false);
     println!(
-        "directory {}  ({mib} MiB or {} s per case)",
+        "directory {}  ({} MiB per case, fsync cases at most {} s, {} rounds)  load average {}",
         args.dir.display(),
-        args.time_per_case.as_secs()
-    );
-    println!("ceiling at start: dd bs=1M count={mib} conv=fdatasync {dd_sync:.0} MB/s, buffered {dd_buffered:.0} MB/s");
-    println!("each case runs between two dd runs to the same directory (buffered dd for never and");
-    println!("interval, conv=fdatasync for fsync) and is rated against the better of the two");
-    println!();
-    println!(
-        "{:<26} {:>8} {:>10} {:>20} {:>8}",
-        "case", "MB/s", "batches/s", "dd before/after MB/s", "% of dd"
+        args.bytes_per_case / MIB,
+        args.time_per_case.as_secs(),
+        args.rounds,
+        load_average()
     );
     let interval = FlushPolicy::Interval {
         flush_messages: Some(10_000),
         flush_ms: Some(1000),
     };
-    let modes = [
-        ("never", FlushPolicy::Never),
-        ("interval", interval),
-        ("fsync", FlushPolicy::EveryAppend),
-    ];
-    for (size_name, batch_bytes) in [("16KiB", 16 * 1024), ("1MiB", MIB as usize)] {
-        for (mode_name, flush) in modes {
-            report(
-                &args,
-                &format!("append-{size_name}-{mode_name}-1w"),
-                flush,
-                batch_bytes,
-                1,
-            );
-        }
-        for writers in [8, 64] {
-            report(
-                &args,
-                &format!("append-{size_name}-fsync-{writers}w"),
-                FlushPolicy::EveryAppend,
-                batch_bytes,
-                writers,
-            );
+    let mut results = Results::default();
+    let wanted = |name: &str| args.filter.is_empty() || name.contains(&args.filter);
+    for round in 0..args.rounds {
+        println!();
+        println!("round {} (load average {})", round + 1, load_average());
+        println!(
+            "{:<26} {:>8} {:>10} {:>16}",
+            "case", "MB/s", "batches/s", "before flush MB/s"
+        );
+        for (size_name, batch_bytes) in [("16KiB", 16 * 1024usize), ("1MiB", MIB as usize)] {
+            let line = |results: &mut Results, name: String, f: Figures| {
+                println!(
+                    "{name:<26} {:>8.0} {:>10.0} {:>16.0}",
+                    f.mb_per_s, f.batches_per_s, f.appends_only_mb_per_s
+                );
+                results.add(&name, &f);
+                f.mb_per_s
+            };
+            let dd_name = format!("dd-bs{size_name}-fdatasync");
+            let never_name = format!("append-{size_name}-never-1w");
+            let mut dd_figure = None;
+            let mut never_figure = None;
+            // The ceiling and the no-fsync case back to back, in alternating order.
+            let pair: [bool; 2] = if round % 2 == 0 {
+                [true, false]
+            } else {
+                [false, true]
+            };
+            for is_dd in pair {
+                if is_dd && wanted(&dd_name) {
+                    let block = bench_batch(batch_bytes, 0).len() as u64;
+                    let mbps = dd(&args.dir, block, args.bytes_per_case);
+                    let f = Figures {
+                        mb_per_s: mbps,
+                        batches_per_s: mbps * 1e6 / block as f64,
+                        appends_only_mb_per_s: f64::NAN,
+                    };
+                    dd_figure = Some(line(&mut results, dd_name.clone(), f));
+                } else if !is_dd && wanted(&never_name) {
+                    let dir = args.dir.join(&never_name);
+                    let f = run_appends(&args, &dir, FlushPolicy::Never, batch_bytes, 1);
+                    never_figure = Some(line(&mut results, never_name.clone(), f));
+                    if batch_bytes as u64 == MIB && wanted("read") {
+                        let r = run_reads(&dir);
+                        line(&mut results, "read-1MiB (page cache)".into(), r);
+                    }
+                    let _ = std::fs::remove_dir_all(&dir);
+                }
+            }
+            if let (Some(dd), Some(never)) = (dd_figure, never_figure) {
+                results.ratio(&format!("{never_name} / dd"), never / dd);
+            }
+            let cases = [
+                ("interval", interval, 1),
+                ("fsync", FlushPolicy::EveryAppend, 1),
+                ("fsync", FlushPolicy::EveryAppend, 8),
+                ("fsync", FlushPolicy::EveryAppend, 64),
+            ];
+            for (mode, flush, writers) in cases {
+                let name = format!("append-{size_name}-{mode}-{writers}w");
+                if !wanted(&name) {
+                    continue;
+                }
+                let dir = args.dir.join(&name);
+                let f = run_appends(&args, &dir, flush, batch_bytes, writers);
+                let mbps = line(&mut results, name.clone(), f);
+                let _ = std::fs::remove_dir_all(&dir);
+                match (mode, writers, dd_figure, never_figure) {
+                    ("interval", _, Some(dd), _) => {
+                        results.ratio(&format!("{name} / dd"), mbps / dd);
+                    }
+                    ("fsync", 8, _, Some(never)) => {
+                        results.ratio(&format!("{never_name} / {name}"), never / mbps);
+                    }
+                    _ => {}
+                }
+            }
         }
     }
-    let read = run_reads(&args.dir.join("append-1MiB-never-1w"));
+    println!();
     println!(
-        "{:<26} {:>8.0} {:>10.0}",
-        "read-1MiB (page cache)", read.mb_per_s, read.batches_per_s
+        "medians over {} rounds (load average {})",
+        args.rounds,
+        load_average()
     );
-}
-
-/// Runs one case between two dd runs of the same kind to the same directory, and rates the
-/// case against the better of the two (the machine is shared, so its ceiling moves).
-fn report(args: &Args, name: &str, flush: FlushPolicy, batch_bytes: usize, writers: usize) {
-    let fsync = matches!(flush, FlushPolicy::EveryAppend);
-    sync_all();
-    let before = dd(&args.dir, args.bytes_per_case / MIB, fsync);
-    sync_all();
-    let f = run_appends(args, name, flush, batch_bytes, writers);
-    sync_all();
-    let written_mib = ((f.mb_per_s * f.secs * 1e6) as u64 / MIB).max(64);
-    let after = dd(&args.dir, written_mib, fsync);
-    let ceiling = before.max(after);
-    let kind = if fsync { "sync" } else { "buf" };
-    let pct = 100.0 * f.mb_per_s / ceiling;
     println!(
-        "{name:<26} {:>8.0} {:>10.0} {:>7.0} /{:>6.0} {kind:>4} {pct:>7.0}%",
-        f.mb_per_s, f.batches_per_s, before, after
+        "{:<26} {:>8} {:>10} {:>16}   {}",
+        "case", "MB/s", "batches/s", "before flush MB/s", "MB/s per round"
     );
+    for name in &results.order {
+        let runs = &results.cases[name];
+        let col = |i: usize| -> Vec<f64> {
+            runs.iter()
+                .map(|r| match i {
+                    0 => r.0,
+                    1 => r.1,
+                    _ => r.2,
+                })
+                .collect()
+        };
+        let each: Vec<String> = col(0).iter().map(|v| format!("{v:.0}")).collect();
+        println!(
+            "{name:<26} {:>8.0} {:>10.0} {:>16.0}   {}",
+            median(&col(0)),
+            median(&col(1)),
+            median(&col(2)),
+            each.join(" ")
+        );
+    }
+    println!();
+    println!("median ratio (per round)");
+    for name in &results.ratio_order {
+        let each: Vec<String> = results.ratios[name]
+            .iter()
+            .map(|v| format!("{v:.2}"))
+            .collect();
+        println!(
+            "{name:<50} {:>6.2}   {}",
+            median(&results.ratios[name]),
+            each.join(" ")
+        );
+    }
 }
