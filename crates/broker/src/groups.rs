@@ -387,21 +387,32 @@ impl TaskState {
         }
     }
 
-    /// Performs outputs in order: appends, then (once they are durable) responses.
+    /// Performs outputs in order: appends, then (once they are durable) responses. A response
+    /// that follows records which could not be made durable is turned into NOT_COORDINATOR
+    /// (what Kafka answers on a storage error), so nothing is acknowledged that a crash could
+    /// lose; the client retries.
     async fn perform(&mut self, ctx: &Context, outputs: Vec<Output>) {
         let mut unflushed: Vec<(Arc<Partition>, i64)> = Vec::new();
+        let mut durable = true;
         for output in outputs {
             match output {
                 Output::Persist { group_id, records } => {
                     match append(ctx, &group_id, &records).await {
                         Ok(appended) => unflushed.push(appended),
                         Err(e) => {
-                            tracing::error!(group = %group_id, error = %e, "cannot persist group records")
+                            tracing::error!(group = %group_id, error = %e, "cannot persist group records");
+                            durable = false;
                         }
                     }
                 }
-                Output::Respond { handle, response } => {
-                    settle(&mut unflushed).await;
+                Output::Respond {
+                    handle,
+                    mut response,
+                } => {
+                    durable &= settle(&mut unflushed).await;
+                    if !durable {
+                        fail_response(&mut response, codes::NOT_COORDINATOR);
+                    }
                     if let Some(reply) = self.waiting.remove(&handle) {
                         let _ = reply.send(response);
                     }
@@ -410,6 +421,30 @@ impl TaskState {
             }
         }
         settle(&mut unflushed).await;
+    }
+}
+
+/// Sets `code` as the outcome of a response to a request that wrote records.
+fn fail_response(response: &mut Response, code: i16) {
+    match response {
+        Response::JoinGroup(r) => r.error_code = code,
+        Response::SyncGroup(r) => r.error_code = code,
+        Response::Heartbeat(r) => r.error_code = code,
+        Response::LeaveGroup(r) => r.error_code = code,
+        Response::OffsetDelete(r) => r.error_code = code,
+        Response::ConsumerGroupHeartbeat(r) => r.error_code = code,
+        Response::OffsetCommit(r) => {
+            for p in r.topics.iter_mut().flat_map(|t| t.partitions.iter_mut()) {
+                p.error_code = code;
+            }
+        }
+        Response::DeleteGroups(r) => {
+            for result in &mut r.results {
+                result.error_code = code;
+            }
+        }
+        // Read-only answers (OffsetFetch, ListGroups, DescribeGroups...) write nothing.
+        _ => {}
     }
 }
 
@@ -484,19 +519,25 @@ fn encode_batch(
 }
 
 /// Waits until the appended records are durable (per the topic's flush policy) and makes
-/// them visible to fetches.
-async fn settle(unflushed: &mut Vec<(Arc<Partition>, i64)>) {
+/// them visible to fetches; false if any could not be flushed.
+async fn settle(unflushed: &mut Vec<(Arc<Partition>, i64)>) -> bool {
+    let mut durable = true;
     for (p, end) in unflushed.drain(..) {
         if p.fsync_on_append() {
             let log = p.log.clone();
-            match tokio::task::spawn_blocking(move || log.flush_until(end)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::error!(error = %e, "flushing __consumer_offsets"),
-                Err(e) => tracing::error!(error = %e, "flushing __consumer_offsets"),
+            let flushed = tokio::task::spawn_blocking(move || log.flush_until(end)).await;
+            if let Err(e) = flushed
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()))
+            {
+                tracing::error!(error = %e, "flushing __consumer_offsets");
+                durable = false;
+                continue;
             }
         }
         p.advance_high_watermark(end);
     }
+    durable
 }
 
 /// Reads every led `__consumer_offsets` partition from start to end and sends the records to
@@ -576,4 +617,51 @@ fn replay_partition(p: &Partition, tx: &mpsc::UnboundedSender<Command>) -> usize
         let _ = tx.send(Command::Replay(chunk));
     }
     count
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use freshet_protocol::messages::offset_commit_response::{
+        OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+    };
+    use freshet_protocol::messages::{
+        JoinGroupResponse, OffsetCommitResponse, OffsetFetchResponse,
+    };
+
+    #[test]
+    fn responses_after_a_failed_write_carry_the_error() {
+        let mut join = Response::JoinGroup(JoinGroupResponse::default());
+        fail_response(&mut join, codes::NOT_COORDINATOR);
+        let Response::JoinGroup(join) = join else {
+            unreachable!()
+        };
+        assert_eq!(join.error_code, codes::NOT_COORDINATOR);
+
+        let partition = |i| OffsetCommitResponsePartition {
+            partition_index: i,
+            ..Default::default()
+        };
+        let mut commit = Response::OffsetCommit(OffsetCommitResponse {
+            topics: vec![OffsetCommitResponseTopic {
+                name: "t".into(),
+                partitions: vec![partition(0), partition(1)],
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        fail_response(&mut commit, codes::NOT_COORDINATOR);
+        let Response::OffsetCommit(commit) = commit else {
+            unreachable!()
+        };
+        assert!(commit.topics[0]
+            .partitions
+            .iter()
+            .all(|p| p.error_code == codes::NOT_COORDINATOR));
+
+        let fetch = Response::OffsetFetch(OffsetFetchResponse::default());
+        let mut unchanged = fetch.clone();
+        fail_response(&mut unchanged, codes::NOT_COORDINATOR);
+        assert_eq!(unchanged, fetch, "reads are not writes");
+    }
 }
