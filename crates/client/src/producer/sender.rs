@@ -60,6 +60,25 @@ struct PartitionState {
     /// Batches to send again, in sequence order; they go before any new batch.
     retry: VecDeque<Sealed>,
     retry_not_before: Option<Instant>,
+    /// Whether the broker has acknowledged a batch of this partition from this producer.
+    /// Until then it does not know the producer there and accepts a first batch with any
+    /// sequence (Kafka since KIP-360), so a batch that overtook a refused first batch
+    /// (NOT_LEADER_OR_FOLLOWER on a new topic, a lost connection) would be written, and
+    /// the first batch's retry could never follow it (OUT_OF_ORDER_SEQUENCE_NUMBER). So
+    /// the first batch travels alone.
+    acknowledged: bool,
+}
+
+impl PartitionState {
+    /// Whether a new batch (not a retry) may be sealed and sent now.
+    fn may_send_new_batch(&self, max_in_flight: usize, idempotent: bool) -> bool {
+        let limit = if idempotent && !self.acknowledged {
+            1
+        } else {
+            max_in_flight
+        };
+        self.retry.is_empty() && self.in_flight < limit
+    }
 }
 
 /// The outcome of one produce request, returned by the task that waited for it.
@@ -477,7 +496,7 @@ impl Sender {
         for tp in self.accumulator.ready(self.now_ms(now), self.flushing()) {
             let state = self.partitions.get(&tp);
             let blocked = state.is_some_and(|s| {
-                !s.retry.is_empty() || s.in_flight >= self.config.max_in_flight_per_partition
+                !s.may_send_new_batch(self.config.max_in_flight_per_partition, self.idempotent)
             });
             if !blocked {
                 sendable.push(tp);
@@ -736,6 +755,7 @@ impl Sender {
     }
 
     fn succeed(&mut self, batch: Sealed, base_offset: i64, log_append_time_ms: i64) {
+        self.partition_mut(&batch.tp).acknowledged = true;
         for (index, completion) in batch.completions.into_iter().enumerate() {
             let metadata = RecordMetadata {
                 topic: batch.tp.topic.clone(),
@@ -908,6 +928,39 @@ mod tests {
         assert_eq!(increment_sequence(i32::MAX - 4, 5), 0);
         assert_eq!(increment_sequence(i32::MAX, 1), 0);
         assert_eq!(increment_sequence(i32::MAX - 1, 10), 8);
+    }
+
+    #[test]
+    fn first_batch_of_an_idempotent_partition_travels_alone() {
+        let mut state = PartitionState::default();
+        assert!(state.may_send_new_batch(5, true));
+        state.in_flight = 1;
+        assert!(
+            !state.may_send_new_batch(5, true),
+            "nothing acknowledged yet: the broker would take any sequence"
+        );
+        assert!(
+            state.may_send_new_batch(5, false),
+            "without sequences, no reason to wait"
+        );
+        state.acknowledged = true;
+        assert!(state.may_send_new_batch(5, true));
+        state.in_flight = 5;
+        assert!(!state.may_send_new_batch(5, true), "max in flight");
+        state.in_flight = 0;
+        state.retry.push_back(Sealed {
+            tp: TopicPartition::new("t", 0),
+            bytes: Bytes::new(),
+            completions: Vec::new(),
+            base_sequence: 0,
+            created: Instant::now(),
+            attempts: 1,
+            last_error: String::new(),
+        });
+        assert!(
+            !state.may_send_new_batch(5, true),
+            "retries go before new batches"
+        );
     }
 
     #[test]

@@ -1,0 +1,254 @@
+//! The idempotent producer against a fake broker that checks sequence numbers as Kafka
+//! does (`ProducerAppendInfo.checkSequence`): a producer the partition does not know yet may
+//! start at any sequence, a known one must continue at its last sequence + 1, and a batch
+//! equal to one of its last five is a duplicate.
+//!
+//! The race this pins down (seen against Kafka 4.3.1 right after topic creation): the
+//! first batch of a partition is refused with a retriable error (NOT_LEADER_OR_FOLLOWER:
+//! the leader is not ready yet) while later batches of the same partition are already in
+//! flight. The broker does not know the producer yet, so it accepts the second batch with
+//! its non-zero sequence; the first batch's retry can then never be accepted (sequence 0
+//! after the later ones: OUT_OF_ORDER_SEQUENCE_NUMBER until the delivery timeout).
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use freshet_client::{KafkaCode, Producer, ProducerConfig, ProducerRecord};
+use freshet_protocol::messages::api_versions_response::ApiVersion;
+use freshet_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use freshet_protocol::messages::produce_response::{
+    PartitionProduceResponse, TopicProduceResponse,
+};
+use freshet_protocol::messages::{
+    ApiVersionsResponse, InitProducerIdResponse, MetadataResponse, ProduceRequest, ProduceResponse,
+};
+use freshet_protocol::{ApiKey, Decode, Encode, RequestHeader, ResponseHeader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const PRODUCER_ID: i64 = 51;
+const PRODUCER_EPOCH: i16 = 0;
+
+/// One partition's log and the producer's state in it, as Kafka keeps them.
+#[derive(Default)]
+struct Partition {
+    /// `None` until a batch of the producer is appended.
+    last_sequence: Option<i32>,
+    /// (base sequence, last sequence, base offset) of the last five appended batches.
+    recent: VecDeque<(i32, i32, i64)>,
+    log_end_offset: i64,
+}
+
+#[derive(Default)]
+struct Broker {
+    /// Produce requests still to be refused with NOT_LEADER_OR_FOLLOWER (after a delay
+    /// that lets the client pipeline its next batches behind the first).
+    not_leader_first: usize,
+    partition: Partition,
+    /// Every (base sequence, record count, error code) answered, in order.
+    answered: Vec<(i32, i32, i16)>,
+}
+
+impl Broker {
+    fn append(&mut self, batch: &Bytes) -> (i16, i64) {
+        let header = freshet_records::validate(batch).unwrap();
+        assert_eq!(header.producer_id, PRODUCER_ID);
+        assert_eq!(header.producer_epoch, PRODUCER_EPOCH);
+        let first = header.base_sequence;
+        let last = first + header.record_count - 1;
+        let result = if self.not_leader_first > 0 {
+            self.not_leader_first -= 1;
+            (KafkaCode::NOT_LEADER_OR_FOLLOWER.0, -1)
+        } else if let Some(&(_, _, offset)) = self
+            .partition
+            .recent
+            .iter()
+            .find(|(b, l, _)| (*b, *l) == (first, last))
+        {
+            // Kafka answers a duplicate with success and the original offset.
+            (0, offset)
+        } else if self
+            .partition
+            .last_sequence
+            .is_some_and(|known| first != known + 1)
+        {
+            (KafkaCode::OUT_OF_ORDER_SEQUENCE_NUMBER.0, -1)
+        } else {
+            let p = &mut self.partition;
+            let offset = p.log_end_offset;
+            p.log_end_offset += i64::from(header.record_count);
+            p.last_sequence = Some(last);
+            p.recent.push_back((first, last, offset));
+            if p.recent.len() > 5 {
+                p.recent.pop_front();
+            }
+            (0, offset)
+        };
+        self.answered.push((first, header.record_count, result.0));
+        result
+    }
+}
+
+async fn start(broker: Arc<Mutex<Broker>>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            tokio::spawn(serve(stream, addr.port(), broker.clone()));
+        }
+    });
+    addr.to_string()
+}
+
+/// Answers requests one at a time, in order, like a Kafka connection.
+async fn serve(mut stream: TcpStream, port: u16, broker: Arc<Mutex<Broker>>) {
+    while let Ok(len) = stream.read_i32().await {
+        let mut frame = vec![0u8; len as usize];
+        stream.read_exact(&mut frame).await.unwrap();
+        let mut frame = Bytes::from(frame);
+        let api = ApiKey::from_i16(i16::from_be_bytes([frame[0], frame[1]])).unwrap();
+        let version = i16::from_be_bytes([frame[2], frame[3]]);
+        let header =
+            RequestHeader::decode(&mut frame, api.request_header_version(version)).unwrap();
+        let mut body = BytesMut::new();
+        match api {
+            ApiKey::ApiVersions => api_versions().encode(&mut body, version).unwrap(),
+            ApiKey::Metadata => metadata(port).encode(&mut body, version).unwrap(),
+            ApiKey::InitProducerId => InitProducerIdResponse {
+                producer_id: PRODUCER_ID,
+                producer_epoch: PRODUCER_EPOCH,
+                ..Default::default()
+            }
+            .encode(&mut body, version)
+            .unwrap(),
+            ApiKey::Produce => {
+                let request = ProduceRequest::decode(&mut frame, version).unwrap();
+                let delay = broker.lock().unwrap().not_leader_first > 0;
+                if delay {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+                produce(&request, &broker)
+                    .encode(&mut body, version)
+                    .unwrap();
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let mut out = BytesMut::new();
+        ResponseHeader {
+            correlation_id: header.correlation_id,
+            unknown_tagged_fields: Vec::new(),
+        }
+        .encode(&mut out, api.response_header_version(version))
+        .unwrap();
+        out.extend_from_slice(&body);
+        stream.write_i32(out.len() as i32).await.unwrap();
+        stream.write_all(&out).await.unwrap();
+    }
+}
+
+fn api_versions() -> ApiVersionsResponse {
+    let apis = [
+        ApiKey::ApiVersions,
+        ApiKey::Metadata,
+        ApiKey::InitProducerId,
+        ApiKey::Produce,
+    ];
+    ApiVersionsResponse {
+        api_keys: apis
+            .iter()
+            .map(|api| ApiVersion {
+                api_key: api.as_i16(),
+                min_version: 0,
+                max_version: api.valid_versions().1,
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+fn metadata(port: u16) -> MetadataResponse {
+    MetadataResponse {
+        brokers: vec![MetadataResponseBroker {
+            node_id: 1,
+            host: "127.0.0.1".into(),
+            port: i32::from(port),
+            ..Default::default()
+        }],
+        cluster_id: Some("fake".into()),
+        controller_id: 1,
+        topics: vec![MetadataResponseTopic {
+            name: Some("t".into()),
+            partitions: vec![MetadataResponsePartition {
+                partition_index: 0,
+                leader_id: 1,
+                replica_nodes: vec![1],
+                isr_nodes: vec![1],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+fn produce(request: &ProduceRequest, broker: &Mutex<Broker>) -> ProduceResponse {
+    let mut broker = broker.lock().unwrap();
+    let partition = &request.topic_data[0].partition_data[0];
+    let (error_code, base_offset) = broker.append(partition.records.as_ref().unwrap());
+    ProduceResponse {
+        responses: vec![TopicProduceResponse {
+            name: "t".into(),
+            partition_responses: vec![PartitionProduceResponse {
+                index: partition.index,
+                error_code,
+                base_offset,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn first_batch_refused_while_later_ones_are_in_flight_still_lands_first() {
+    let broker = Arc::new(Mutex::new(Broker {
+        not_leader_first: 1,
+        ..Default::default()
+    }));
+    let addr = start(broker.clone()).await;
+    let mut config = ProducerConfig::new(&addr);
+    config.retry_backoff_ms = 10;
+    config.linger_ms = 0;
+    // Every record is a batch of its own, so several batches of the partition can be in
+    // flight at once.
+    config.batch_bytes_max = 1;
+    config.max_in_flight_per_partition = 5;
+    config.delivery_timeout_ms = 3_000;
+    let producer = Producer::new(config).unwrap();
+    let deliveries: Vec<_> = (0..12)
+        .map(|i| producer.send(ProducerRecord::new("t", format!("v{i}")).with_partition(0)))
+        .collect();
+    let mut offsets = Vec::new();
+    for delivery in deliveries {
+        offsets.push(delivery.await.map(|m| m.offset).map_err(|e| e.to_string()));
+    }
+    producer.close().await.unwrap();
+    let answered = broker.lock().unwrap().answered.clone();
+    let expected: Vec<Result<i64, String>> = (0..12).map(Ok).collect();
+    assert_eq!(
+        offsets, expected,
+        "every record once, in send order; broker answers (base sequence, count, code): {answered:?}"
+    );
+    assert!(
+        answered.iter().all(|&(_, _, code)| code != 45),
+        "no OUT_OF_ORDER_SEQUENCE_NUMBER: {answered:?}"
+    );
+    assert_eq!(answered[0], (0, 1, KafkaCode::NOT_LEADER_OR_FOLLOWER.0));
+}
