@@ -2,7 +2,8 @@
 //! the same run, the same directory and the same block size.
 //!
 //! `cargo run -p freshet-log --release --example log_bench -- [DIR] [MIB_PER_CASE] [ROUNDS] [SECONDS_PER_CASE] [FILTER]`
-//! (defaults: `target/log-bench`, 1024, 3, 10, all cases).
+//! (defaults: `target/log-bench`, 1024, 3, 10, all cases; FILTER runs the cases whose name
+//! contains it, and the two ceilings with the `never` case).
 //!
 //! Method (docs/design/log.md, "Benchmark"):
 //! - Every round runs every case once, interleaved, and the summary prints the median of each
@@ -86,6 +87,33 @@ fn dd(dir: &Path, block_bytes: u64, total_bytes: u64) -> f64 {
         })
         .unwrap_or(elapsed);
     (count * block_bytes) as f64 / secs / 1e6
+}
+
+/// The tightest ceiling for a batch size: this process writing `block` over and over to a
+/// fresh file with `write`, then one `fdatasync` (what the log does minus validation, offset
+/// assignment and indexes; dd additionally reads each block from /dev/zero).
+fn raw_writes(dir: &Path, block: Vec<u8>, total_bytes: u64) -> Figures {
+    use std::io::Write;
+    let target = dir.join("raw.tmp");
+    let _ = std::fs::remove_file(&target);
+    sync_all();
+    let count = total_bytes / block.len() as u64;
+    let start = Instant::now();
+    let mut file = std::fs::File::create(&target).expect("create raw.tmp");
+    for _ in 0..count {
+        file.write_all(&block).expect("write raw.tmp");
+    }
+    let appends_secs = start.elapsed().as_secs_f64();
+    file.sync_data().expect("fdatasync raw.tmp");
+    let secs = start.elapsed().as_secs_f64();
+    drop(file);
+    let _ = std::fs::remove_file(&target);
+    let bytes = (count * block.len() as u64) as f64;
+    Figures {
+        mb_per_s: bytes / secs / 1e6,
+        batches_per_s: count as f64 / secs,
+        appends_only_mb_per_s: bytes / appends_secs / 1e6,
+    }
 }
 
 fn sync_all() {
@@ -289,16 +317,19 @@ fn main() {
             };
             let dd_name = format!("dd-bs{size_name}-fdatasync");
             let never_name = format!("append-{size_name}-never-1w");
+            let raw_name = format!("raw-write-{size_name}+fdatasync");
             let mut dd_figure = None;
+            let mut raw_figure = None;
             let mut never_figure = None;
-            // The ceiling and the no-fsync case back to back, in alternating order.
-            let pair: [bool; 2] = if round % 2 == 0 {
-                [true, false]
-            } else {
-                [false, true]
-            };
-            for is_dd in pair {
-                if is_dd && wanted(&dd_name) {
+            // The two ceilings and the no-fsync case back to back, in an order that rotates
+            // with the round (0 = dd, 1 = raw write loop, 2 = log).
+            let mut trio = [0, 1, 2];
+            trio.rotate_left(round % 3);
+            for which in trio {
+                if which == 1 && (wanted(&raw_name) || wanted(&never_name)) {
+                    let f = raw_writes(&args.dir, bench_batch(batch_bytes, 0), args.bytes_per_case);
+                    raw_figure = Some(line(&mut results, raw_name.clone(), f));
+                } else if which == 0 && (wanted(&dd_name) || wanted(&never_name)) {
                     let block = bench_batch(batch_bytes, 0).len() as u64;
                     let mbps = dd(&args.dir, block, args.bytes_per_case);
                     let f = Figures {
@@ -307,7 +338,7 @@ fn main() {
                         appends_only_mb_per_s: f64::NAN,
                     };
                     dd_figure = Some(line(&mut results, dd_name.clone(), f));
-                } else if !is_dd && wanted(&never_name) {
+                } else if which == 2 && wanted(&never_name) {
                     let dir = args.dir.join(&never_name);
                     let f = run_appends(&args, &dir, FlushPolicy::Never, batch_bytes, 1);
                     never_figure = Some(line(&mut results, never_name.clone(), f));
@@ -320,6 +351,9 @@ fn main() {
             }
             if let (Some(dd), Some(never)) = (dd_figure, never_figure) {
                 results.ratio(&format!("{never_name} / dd"), never / dd);
+            }
+            if let (Some(raw), Some(never)) = (raw_figure, never_figure) {
+                results.ratio(&format!("{never_name} / raw write loop"), never / raw);
             }
             let cases = [
                 ("interval", interval, 1),
@@ -355,8 +389,8 @@ fn main() {
         load_average()
     );
     println!(
-        "{:<26} {:>8} {:>10} {:>16}   {}",
-        "case", "MB/s", "batches/s", "before flush MB/s", "MB/s per round"
+        "{:<26} {:>8} {:>10} {:>16}   MB/s per round",
+        "case", "MB/s", "batches/s", "before flush MB/s"
     );
     for name in &results.order {
         let runs = &results.cases[name];

@@ -7,7 +7,7 @@
 //! runs under the append lock and concurrent appenders share one fsync (group commit).
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 
 use freshet_records::BatchError;
@@ -159,6 +159,9 @@ pub struct Log {
     pub(crate) log_end_offset: AtomicI64,
     pub(crate) log_start_offset: AtomicI64,
     pub(crate) sync: Mutex<SyncState>,
+    /// Mirrors `sync.failed.is_some()` (set once, never cleared), so that the append path
+    /// checks it without taking the group-commit mutex that flush waiters hold.
+    pub(crate) failed_flag: AtomicBool,
     pub(crate) sync_done: Condvar,
     pub(crate) open_stats: OpenStats,
 }
@@ -245,6 +248,9 @@ impl Log {
     }
 
     fn check_not_failed(&self) -> Result<(), LogError> {
+        if !self.failed_flag.load(Ordering::Acquire) {
+            return Ok(());
+        }
         match &self.sync_state().failed {
             Some(reason) => Err(LogError::Failed {
                 reason: reason.clone(),
@@ -281,7 +287,9 @@ impl Log {
         leader_epoch: i32,
     ) -> Result<(AppendInfo, bool), LogError> {
         let info = batch::validate(batch).map_err(LogError::InvalidBatch)?;
-        self.check_append_size(&info)?;
+        // One read of the config per append (it is replaced whole by `set_config`).
+        let config = self.config();
+        check_append_size(&config, &info)?;
         self.check_not_failed()?;
         let now_ms = self.clock.now_ms();
         let mut w = self.writer()?;
@@ -292,13 +300,13 @@ impl Log {
             ..info
         };
         batch::assign(batch, base_offset, leader_epoch);
-        let active = self.maybe_roll(&mut w, &info, now_ms)?;
+        let active = self.maybe_roll(&mut w, &config, &info, now_ms)?;
         active.append(batch, &info, &self.limits, now_ms)?;
         self.log_end_offset
             .store(info.last_offset + 1, Ordering::Release);
         w.mark_dirty(&active);
         w.unflushed_records += info.record_count.max(0) as u64;
-        let flush_needed = match self.config().flush {
+        let flush_needed = match config.flush {
             FlushPolicy::EveryAppend => true,
             FlushPolicy::Interval {
                 flush_messages: Some(n),
@@ -315,38 +323,23 @@ impl Log {
         Ok((appended, flush_needed))
     }
 
-    fn check_append_size(&self, info: &BatchInfo) -> Result<(), LogError> {
-        if info.last_offset < info.base_offset {
-            return Err(LogError::InvalidBatch(BatchError::InconsistentCount {
-                record_count: info.record_count as i32,
-                last_offset_delta: (info.last_offset - info.base_offset) as i32,
-            }));
-        }
-        if info.total_bytes > u64::from(self.config().segment_bytes_max) {
-            return Err(LogError::BatchTooLarge {
-                batch_bytes: info.total_bytes,
-                segment_bytes_max: self.config().segment_bytes_max,
-            });
-        }
-        Ok(())
-    }
-
     /// Kafka's roll rules: the batch would overflow `segment_bytes_max`, the segment is older
     /// than `segment_ms`, an index is full, or offsets would not fit a 32-bit relative offset.
     fn maybe_roll(
         &self,
         w: &mut WriterState,
+        config: &LogConfig,
         info: &BatchInfo,
         now_ms: i64,
     ) -> Result<Arc<Segment>, LogError> {
         let active = self.active();
         let should_roll = {
             let meta = active.meta();
-            let too_big = u64::from(meta.size_bytes) + info.total_bytes
-                > u64::from(self.config().segment_bytes_max);
+            let too_big =
+                u64::from(meta.size_bytes) + info.total_bytes > u64::from(config.segment_bytes_max);
             let too_old = meta
                 .first_append_ms
-                .is_some_and(|t| now_ms.saturating_sub(t) >= self.config().segment_ms as i64);
+                .is_some_and(|t| now_ms.saturating_sub(t) >= config.segment_ms as i64);
             let offsets_overflow = info.last_offset - active.base_offset() > i64::from(i32::MAX);
             meta.size_bytes > 0
                 && (too_big || too_old || meta.indexes_full(&self.limits) || offsets_overflow)
@@ -406,7 +399,10 @@ impl Log {
             match &result {
                 Ok(end) => s.durable_offset = s.durable_offset.max(*end),
                 // Only a failed system call poisons the log; `Closed` is not a disk failure.
-                Err(e @ LogError::Io { .. }) => s.failed = Some(e.to_string()),
+                Err(e @ LogError::Io { .. }) => {
+                    s.failed = Some(e.to_string());
+                    self.failed_flag.store(true, Ordering::Release);
+                }
                 Err(_) => {}
             }
             self.sync_done.notify_all();
@@ -791,6 +787,22 @@ impl Log {
             Ok(())
         })
     }
+}
+
+fn check_append_size(config: &LogConfig, info: &BatchInfo) -> Result<(), LogError> {
+    if info.last_offset < info.base_offset {
+        return Err(LogError::InvalidBatch(BatchError::InconsistentCount {
+            record_count: info.record_count as i32,
+            last_offset_delta: (info.last_offset - info.base_offset) as i32,
+        }));
+    }
+    if info.total_bytes > u64::from(config.segment_bytes_max) {
+        return Err(LogError::BatchTooLarge {
+            batch_bytes: info.total_bytes,
+            segment_bytes_max: config.segment_bytes_max,
+        });
+    }
+    Ok(())
 }
 
 /// Reads from one segment; `None` if `offset` is past its end.

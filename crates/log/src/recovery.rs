@@ -8,7 +8,7 @@
 
 use std::fs;
 use std::path::Path;
-use std::sync::atomic::AtomicI64;
+use std::sync::atomic::{AtomicBool, AtomicI64};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 
 use crate::checkpoint::{
@@ -106,6 +106,7 @@ impl Log {
                 in_flight: false,
                 failed: None,
             }),
+            failed_flag: AtomicBool::new(false),
             sync_done: Condvar::new(),
             open_stats: stats,
         })
