@@ -49,6 +49,13 @@ struct Broker {
     /// that lets the client pipeline its next batches behind the first).
     not_leader_first: usize,
     partition: Partition,
+    /// A batch with this base sequence is written but answered REQUEST_TIMED_OUT (as
+    /// Kafka does when acks=all replication times out); its retry then loses its answer:
+    /// the connection goes silent (requests still read and appended, none answered) and
+    /// is closed shortly after.
+    written_unanswered: Option<i32>,
+    /// Set once the retry arrived: the serving connection stops answering.
+    silence: bool,
     /// Every (base sequence, record count, error code) answered, in order.
     answered: Vec<(i32, i32, i16)>,
 }
@@ -60,6 +67,8 @@ impl Broker {
         assert_eq!(header.producer_epoch, PRODUCER_EPOCH);
         let first = header.base_sequence;
         let last = first + header.record_count - 1;
+        let retry_of_unanswered =
+            self.written_unanswered == Some(first) && self.partition.last_sequence.is_some();
         let result = if self.not_leader_first > 0 {
             self.not_leader_first -= 1;
             (KafkaCode::NOT_LEADER_OR_FOLLOWER.0, -1)
@@ -86,8 +95,16 @@ impl Broker {
             if p.recent.len() > 5 {
                 p.recent.pop_front();
             }
-            (0, offset)
+            if self.written_unanswered == Some(first) {
+                (KafkaCode::REQUEST_TIMED_OUT.0, -1)
+            } else {
+                (0, offset)
+            }
         };
+        if retry_of_unanswered && result.0 == 0 {
+            self.written_unanswered = None;
+            self.silence = true;
+        }
         self.answered.push((first, header.record_count, result.0));
         result
     }
@@ -107,7 +124,17 @@ async fn start(broker: Arc<Mutex<Broker>>) -> String {
 
 /// Answers requests one at a time, in order, like a Kafka connection.
 async fn serve(mut stream: TcpStream, port: u16, broker: Arc<Mutex<Broker>>) {
-    while let Ok(len) = stream.read_i32().await {
+    let mut silent_until = None;
+    loop {
+        let len = match silent_until {
+            None => stream.read_i32().await,
+            // Silent: read and append what comes for a while, answer nothing, then close.
+            Some(until) => match tokio::time::timeout_at(until, stream.read_i32()).await {
+                Ok(len) => len,
+                Err(_) => return,
+            },
+        };
+        let Ok(len) = len else { return };
         let mut frame = vec![0u8; len as usize];
         stream.read_exact(&mut frame).await.unwrap();
         let mut frame = Bytes::from(frame);
@@ -137,6 +164,12 @@ async fn serve(mut stream: TcpStream, port: u16, broker: Arc<Mutex<Broker>>) {
                     .unwrap();
             }
             other => panic!("unexpected {other:?}"),
+        }
+        if silent_until.is_none() && std::mem::take(&mut broker.lock().unwrap().silence) {
+            silent_until = Some(tokio::time::Instant::now() + Duration::from_millis(300));
+        }
+        if silent_until.is_some() {
+            continue;
         }
         let mut out = BytesMut::new();
         ResponseHeader {
@@ -251,4 +284,42 @@ async fn first_batch_refused_while_later_ones_are_in_flight_still_lands_first() 
         "no OUT_OF_ORDER_SEQUENCE_NUMBER: {answered:?}"
     );
     assert_eq!(answered[0], (0, 1, KafkaCode::NOT_LEADER_OR_FOLLOWER.0));
+}
+
+#[tokio::test]
+async fn retry_whose_answer_is_lost_again_stays_a_duplicate() {
+    let broker = Arc::new(Mutex::new(Broker {
+        written_unanswered: Some(1),
+        ..Default::default()
+    }));
+    let addr = start(broker.clone()).await;
+    let mut config = ProducerConfig::new(&addr);
+    config.retry_backoff_ms = 10;
+    config.linger_ms = 0;
+    config.batch_bytes_max = 1;
+    config.max_in_flight_per_partition = 5;
+    config.delivery_timeout_ms = 3_000;
+    let producer = Producer::new(config).unwrap();
+    let deliveries: Vec<_> = (0..20)
+        .map(|i| producer.send(ProducerRecord::new("t", format!("v{i}")).with_partition(0)))
+        .collect();
+    let mut offsets = Vec::new();
+    for delivery in deliveries {
+        offsets.push(delivery.await.map(|m| m.offset).map_err(|e| e.to_string()));
+    }
+    producer.close().await.unwrap();
+    let answered = broker.lock().unwrap().answered.clone();
+    let expected: Vec<Result<i64, String>> = (0..20).map(Ok).collect();
+    assert_eq!(
+        offsets, expected,
+        "every record once, in send order; broker answers (base sequence, count, code): {answered:?}"
+    );
+    assert!(
+        answered.contains(&(1, 1, KafkaCode::REQUEST_TIMED_OUT.0)),
+        "the scenario ran: {answered:?}"
+    );
+    assert!(
+        answered.iter().all(|&(_, _, code)| code != 45),
+        "no OUT_OF_ORDER_SEQUENCE_NUMBER: {answered:?}"
+    );
 }

@@ -9,8 +9,11 @@
 //! Ordering: batches of one partition are sealed (given their sequence numbers) in order,
 //! and at most `max_in_flight_per_partition` are in flight. When one must be retried, no
 //! newer batch of that partition is sent until every batch in flight has answered; then the
-//! retried batches go first, in sequence order (the broker answers the newer ones that
-//! overtook them with OUT_OF_ORDER_SEQUENCE_NUMBER, and they are retried too).
+//! retried batches go first, one at a time, in sequence order (the broker answers the
+//! newer ones that overtook them with OUT_OF_ORDER_SEQUENCE_NUMBER, and they are retried
+//! too), and new batches wait until no retry is in flight. With idempotence, the first
+//! batch of a partition travels alone until one is acknowledged. Both keep a retry
+//! recognisable as a duplicate (see [`PartitionState`]).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -67,6 +70,13 @@ struct PartitionState {
     /// the first batch's retry could never follow it (OUT_OF_ORDER_SEQUENCE_NUMBER). So
     /// the first batch travels alone.
     acknowledged: bool,
+    /// Retried batches in flight (at most one). No new batch is sealed while one is: the
+    /// broker recognises a retry as a duplicate only while it is among the producer's
+    /// last five batches of the partition, so at most four batches may be written after
+    /// a batch whose outcome is unknown. Those four are the ones sent during its first
+    /// attempt; a new batch sent behind its retry could be a fifth (when the retry's
+    /// answer is lost again), and every later retry would get OUT_OF_ORDER_SEQUENCE_NUMBER.
+    retries_in_flight: usize,
 }
 
 impl PartitionState {
@@ -77,7 +87,7 @@ impl PartitionState {
         } else {
             max_in_flight
         };
-        self.retry.is_empty() && self.in_flight < limit
+        self.retry.is_empty() && self.retries_in_flight == 0 && self.in_flight < limit
     }
 }
 
@@ -541,6 +551,7 @@ impl Sender {
         let state = self.partitions.entry(tp.clone()).or_default();
         if let Some(sealed) = state.retry.pop_front() {
             state.in_flight += 1;
+            state.retries_in_flight += 1;
             return Some(sealed);
         }
         let batch = self.accumulator.drain(tp)?;
@@ -583,7 +594,7 @@ impl Sender {
             Err(error) => {
                 self.metadata_stale = true;
                 for batch in batches {
-                    self.partition_mut(&batch.tp).in_flight -= 1;
+                    self.landed(&batch);
                     self.retry_or_fail(batch, error.to_string(), true);
                 }
                 return;
@@ -630,11 +641,20 @@ impl Sender {
             }
             Err(error) => {
                 for batch in batches {
-                    self.partition_mut(&batch.tp).in_flight -= 1;
+                    self.landed(&batch);
                     let retriable = error.is_retriable();
                     self.retry_or_fail(batch, error.to_string(), retriable);
                 }
             }
+        }
+    }
+
+    /// Counts a batch out of flight, its outcome (or the failure to send it) in hand.
+    fn landed(&mut self, batch: &Sealed) {
+        let state = self.partition_mut(&batch.tp);
+        state.in_flight -= 1;
+        if batch.attempts > 0 {
+            state.retries_in_flight -= 1;
         }
     }
 
@@ -693,19 +713,19 @@ impl Sender {
                 let retriable = error.is_retriable();
                 let reason = format!("broker {node_id}: {error}");
                 for batch in batches {
-                    self.partition_mut(&batch.tp).in_flight -= 1;
+                    self.landed(&batch);
                     self.retry_or_fail(batch, reason.clone(), retriable);
                 }
             }
             Ok(None) => {
                 for batch in batches {
-                    self.partition_mut(&batch.tp).in_flight -= 1;
+                    self.landed(&batch);
                     self.succeed(batch, -1, -1);
                 }
             }
             Ok(Some(response)) => {
                 for batch in batches {
-                    self.partition_mut(&batch.tp).in_flight -= 1;
+                    self.landed(&batch);
                     self.on_partition_response(batch, &response);
                 }
             }
@@ -947,7 +967,14 @@ mod tests {
         assert!(state.may_send_new_batch(5, true));
         state.in_flight = 5;
         assert!(!state.may_send_new_batch(5, true), "max in flight");
+        state.in_flight = 1;
+        state.retries_in_flight = 1;
+        assert!(
+            !state.may_send_new_batch(5, true),
+            "nothing new behind a retry: it must stay among the last five"
+        );
         state.in_flight = 0;
+        state.retries_in_flight = 0;
         state.retry.push_back(Sealed {
             tp: TopicPartition::new("t", 0),
             bytes: Bytes::new(),
