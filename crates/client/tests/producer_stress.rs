@@ -8,7 +8,8 @@
 //! `FRESHET_TEST_BOOTSTRAP` address that forwards to the broker at the upstream address
 //! (the broker must advertise the bootstrap address) and cuts every connection after a
 //! random lifetime, so requests in flight end with unknown outcomes and are retried.
-//! `FRESHET_STRESS_RECORDS` (default 20000) and `FRESHET_STRESS_SEED` tune a run.
+//! `FRESHET_STRESS_RECORDS` (default 20000), `FRESHET_STRESS_CUT_MS` (longest connection
+//! lifetime, default 400) and `FRESHET_STRESS_SEED` tune a run.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -43,13 +44,14 @@ impl Rng {
 }
 
 /// Forwards connections from `listen` to `upstream`; while `disrupt` is set, each
-/// connection is cut (both sides closed) after a random 5..405 ms. Returns the number
+/// connection is cut (both sides closed) after a random 5..5+`cut_ms` ms. Returns the number
 /// of connections cut so far.
 async fn start_proxy(
     listen: &str,
     upstream: String,
     disrupt: Arc<AtomicBool>,
     rng: Arc<Rng>,
+    cut_ms: u64,
 ) -> Arc<AtomicU64> {
     let listener = TcpListener::bind(listen).await.unwrap();
     let cuts = Arc::new(AtomicU64::new(0));
@@ -60,7 +62,7 @@ async fn start_proxy(
                 continue;
             };
             let upstream = upstream.clone();
-            let lifetime = Duration::from_millis(5 + rng.below(400));
+            let lifetime = Duration::from_millis(5 + rng.below(cut_ms));
             let disrupt = disrupt.clone();
             let counter = counter.clone();
             tokio::spawn(async move {
@@ -117,11 +119,14 @@ async fn fresh_topic_many_keyed_records_in_flight_exactly_once() {
         },
         |v| v.parse().unwrap(),
     );
+    let cut_ms: u64 = env("FRESHET_STRESS_CUT_MS").map_or(400, |v| v.parse().unwrap());
     eprintln!("seed {seed}, {count} records");
     let rng = Arc::new(Rng(AtomicU64::new(seed)));
     let disrupt = Arc::new(AtomicBool::new(false));
     let cuts = match env("FRESHET_STRESS_UPSTREAM") {
-        Some(upstream) => Some(start_proxy(&servers, upstream, disrupt.clone(), rng.clone()).await),
+        Some(upstream) => {
+            Some(start_proxy(&servers, upstream, disrupt.clone(), rng.clone(), cut_ms).await)
+        }
         None => None,
     };
 
