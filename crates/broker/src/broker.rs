@@ -39,7 +39,7 @@ pub enum StartError {
 pub struct Context {
     pub config: BrokerConfig,
     pub quorum: MetadataQuorum,
-    pub partitions: Partitions,
+    pub partitions: Arc<Partitions>,
     pub controller: ControllerSettings,
     pub advertised_host: String,
     pub advertised_port: i32,
@@ -68,14 +68,20 @@ impl Context {
             return Ok(());
         }
         self.quorum.propose(records).await?;
-        self.sync_partitions();
+        self.sync_partitions().await;
         Ok(())
     }
 
-    pub fn sync_partitions(&self) {
+    /// Brings the partition registry up to the applied metadata, on a blocking thread (it
+    /// creates and opens files).
+    pub async fn sync_partitions(&self) {
         let image = self.quorum.image();
-        if let Err(e) = self.partitions.sync(&image, self.node_id()) {
-            tracing::error!(error = %e, "partition sync failed");
+        let (partitions, node_id) = (self.partitions.clone(), self.node_id());
+        let synced = tokio::task::spawn_blocking(move || partitions.sync(&image, node_id)).await;
+        match synced {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "partition sync failed"),
+            Err(e) => tracing::error!(error = %e, "partition sync panicked"),
         }
     }
 }
@@ -110,7 +116,7 @@ impl Broker {
         let quorum = open_quorum(&config, &advertised_host, advertised_port).await?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let ctx = Arc::new(Context {
-            partitions: Partitions::new(&config),
+            partitions: Arc::new(Partitions::new(&config)),
             controller: ControllerSettings {
                 default_num_partitions: config.num_partitions,
                 ..ControllerSettings::default()
@@ -284,7 +290,7 @@ async fn metadata_loop(ctx: Arc<Context>) {
                 if changed.is_err() {
                     return;
                 }
-                ctx.sync_partitions();
+                ctx.sync_partitions().await;
             }
             _ = shutdown.changed() => return,
         }

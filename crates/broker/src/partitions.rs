@@ -103,7 +103,12 @@ pub struct Partitions {
     data_dir: PathBuf,
     config: BrokerConfig,
     map: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
+    /// Held by [`Partitions::sync`] for its whole run.
+    sync_lock: std::sync::Mutex<()>,
 }
+
+/// Below this many partitions to open, one thread does it (threads cost more than they save).
+const OPENS_PER_THREAD_MIN: usize = 64;
 
 impl Partitions {
     pub fn new(config: &BrokerConfig) -> Self {
@@ -111,6 +116,7 @@ impl Partitions {
             data_dir: config.data_dir.clone(),
             config: config.clone(),
             map: RwLock::default(),
+            sync_lock: std::sync::Mutex::default(),
         }
     }
 
@@ -136,31 +142,42 @@ impl Partitions {
 
     /// Opens the logs of partitions this node now leads and closes (and, for deleted topics,
     /// removes) the others. Errors opening one log are returned after the rest are handled.
+    ///
+    /// Blocking (file creation, fsync): call it off the async workers. The map's lock is held
+    /// only to take out and put in entries, never while logs are opened or closed, so requests
+    /// for other partitions go on while a topic of thousands of partitions is created. Syncs run
+    /// one at a time, so a partition is never opened twice.
     pub fn sync(&self, image: &MetadataImage, node_id: i32) -> Result<(), LogError> {
+        let _one_at_a_time = self.sync_lock.lock().unwrap_or_else(|p| p.into_inner());
         let wanted = led_partitions(image, node_id);
-        let mut map = self.write();
-        let gone: Vec<TopicPartition> = map
-            .keys()
-            .filter(|tp| !wanted.contains_key(*tp))
-            .cloned()
-            .collect();
-        for tp in gone {
-            if let Some(p) = map.remove(&tp) {
-                close_and_remove(&p, image.topic(&tp.topic).is_none());
-            }
+        let gone = self.take_unwanted(&wanted);
+        for (tp, p) in &gone {
+            close_and_remove(
+                p,
+                image
+                    .topic(&tp.topic)
+                    .is_none_or(|t| t.topic_id != p.topic_id),
+            );
         }
         let mut first_error = None;
+        let mut to_open = Vec::new();
         for (tp, (topic_id, leader_epoch)) in wanted {
-            if let Some(p) = map.get(&tp).filter(|p| p.topic_id == topic_id) {
-                let config = self.effective_config(&image.topic_config(&tp.topic));
-                if *p.config() != config {
-                    if let Err(e) = p.reconfigure(config) {
-                        first_error.get_or_insert(e);
+            match self.get(&tp.topic, tp.partition) {
+                Some(p) => {
+                    let config = self.effective_config(&image.topic_config(&tp.topic));
+                    if *p.config() != config {
+                        if let Err(e) = p.reconfigure(config) {
+                            first_error.get_or_insert(e);
+                        }
                     }
                 }
-                continue;
+                None => to_open.push((tp, topic_id, leader_epoch)),
             }
-            match self.open(image, &tp, topic_id, leader_epoch) {
+        }
+        let opened = self.open_all(image, to_open);
+        let mut map = self.write();
+        for (tp, result) in opened {
+            match result {
                 Ok(p) => {
                     map.insert(tp, Arc::new(p));
                 }
@@ -171,6 +188,61 @@ impl Partitions {
             }
         }
         first_error.map_or(Ok(()), Err)
+    }
+
+    /// Removes from the map the partitions this node no longer leads, and those whose topic
+    /// was deleted and created again under the same name (a different topic id).
+    fn take_unwanted(
+        &self,
+        wanted: &BTreeMap<TopicPartition, (TopicId, i32)>,
+    ) -> Vec<(TopicPartition, Arc<Partition>)> {
+        let mut map = self.write();
+        let gone: Vec<TopicPartition> = map
+            .iter()
+            .filter(|(tp, p)| wanted.get(*tp).is_none_or(|(id, _)| *id != p.topic_id))
+            .map(|(tp, _)| tp.clone())
+            .collect();
+        gone.into_iter()
+            .filter_map(|tp| map.remove(&tp).map(|p| (tp, p)))
+            .collect()
+    }
+
+    /// Opens logs on all cores: creating a partition is mostly file creation in the kernel,
+    /// so a topic of thousands of partitions is created in parallel.
+    fn open_all(
+        &self,
+        image: &MetadataImage,
+        to_open: Vec<(TopicPartition, TopicId, i32)>,
+    ) -> Vec<(TopicPartition, Result<Partition, LogError>)> {
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(to_open.len().div_ceil(OPENS_PER_THREAD_MIN).max(1));
+        if threads <= 1 {
+            return to_open
+                .into_iter()
+                .map(|(tp, id, epoch)| {
+                    let p = self.open(image, &tp, id, epoch);
+                    (tp, p)
+                })
+                .collect();
+        }
+        let chunk = to_open.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = to_open
+                .chunks(chunk)
+                .map(|part| {
+                    scope.spawn(move || {
+                        part.iter()
+                            .map(|(tp, id, epoch)| (tp.clone(), self.open(image, tp, *id, *epoch)))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().expect("opening partition logs panicked"))
+                .collect()
+        })
     }
 
     fn open(

@@ -983,3 +983,44 @@ async fn find_coordinator_names_this_broker_for_groups() {
     let r = call!(c, 4, FindCoordinator, odd);
     assert_eq!(r.coordinators[0].error_code, 42, "INVALID_REQUEST");
 }
+
+/// Creating a topic of many partitions opens their logs without holding up requests for
+/// other partitions: produces on another connection are acknowledged while it runs.
+#[tokio::test]
+async fn creating_a_large_topic_does_not_stall_other_partitions() {
+    let broker = TestBroker::start().await;
+    let mut c = broker.client().await;
+    create_topic(&mut c, "busy", 1, &[]).await;
+    let mut admin = broker.client().await;
+    let creation = tokio::spawn(async move {
+        create_topic(&mut admin, "large", 2_000, &[]).await;
+    });
+    let mut acknowledged_during_creation = 0;
+    while !creation.is_finished() {
+        let answer = produce(&mut c, "busy", 0, batch(&["v"])).await;
+        assert_eq!(answer.error_code, NONE);
+        if !creation.is_finished() {
+            acknowledged_during_creation += 1;
+        }
+    }
+    creation.await.expect("creation succeeds");
+    assert!(
+        acknowledged_during_creation > 0,
+        "no produce was answered while 2,000 partitions were being created"
+    );
+    let described = call!(
+        c,
+        12,
+        Metadata,
+        MetadataRequest {
+            topics: Some(vec![metadata_request::MetadataRequestTopic {
+                name: Some("large".into()),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }
+    );
+    assert_eq!(described.topics[0].partitions.len(), 2_000);
+    let answer = produce(&mut c, "large", 1_999, batch(&["last"])).await;
+    assert_eq!(answer.error_code, NONE, "the last partition is open");
+}
