@@ -113,6 +113,7 @@ fn raw_writes(dir: &Path, block: Vec<u8>, total_bytes: u64) -> Figures {
         mb_per_s: bytes / secs / 1e6,
         batches_per_s: count as f64 / secs,
         appends_only_mb_per_s: bytes / appends_secs / 1e6,
+        appends_per_flush: f64::NAN,
     }
 }
 
@@ -125,6 +126,8 @@ struct Figures {
     batches_per_s: f64,
     /// Throughput counting only the appends, before the final flush (`never`/`interval`).
     appends_only_mb_per_s: f64,
+    /// Appends per flush round (group commit), fsync cases only.
+    appends_per_flush: f64,
 }
 
 fn run_appends(
@@ -172,12 +175,18 @@ fn run_appends(
         batches += n;
     }
     let appends_secs = start.elapsed().as_secs_f64();
+    let rounds = log.flush_rounds();
     log.flush().expect("final flush");
     let secs = start.elapsed().as_secs_f64();
     Figures {
         mb_per_s: bytes as f64 / secs / 1e6,
         batches_per_s: batches as f64 / secs,
         appends_only_mb_per_s: bytes as f64 / appends_secs / 1e6,
+        appends_per_flush: if matches!(flush, FlushPolicy::EveryAppend) {
+            batches as f64 / rounds.max(1) as f64
+        } else {
+            f64::NAN
+        },
     }
 }
 
@@ -215,6 +224,7 @@ fn run_reads(dir: &Path) -> Figures {
         mb_per_s: bytes as f64 / secs / 1e6,
         batches_per_s: reads as f64 / secs,
         appends_only_mb_per_s: f64::NAN,
+        appends_per_flush: f64::NAN,
     }
 }
 
@@ -252,11 +262,11 @@ fn load_average() -> String {
         .unwrap_or_else(|_| "?".into())
 }
 
-/// Per case name: (MB/s, batches/s, MB/s before the final flush) of each round; per ratio
-/// name: the ratio of each round.
+/// Per case name: [MB/s, batches/s, MB/s before the final flush, appends per fsync] of each
+/// round; per ratio name: the ratio of each round.
 #[derive(Default)]
 struct Results {
-    cases: BTreeMap<String, Vec<(f64, f64, f64)>>,
+    cases: BTreeMap<String, Vec<[f64; 4]>>,
     order: Vec<String>,
     ratios: BTreeMap<String, Vec<f64>>,
     ratio_order: Vec<String>,
@@ -267,11 +277,12 @@ impl Results {
         if !self.cases.contains_key(name) {
             self.order.push(name.to_string());
         }
-        self.cases.entry(name.to_string()).or_default().push((
+        self.cases.entry(name.to_string()).or_default().push([
             f.mb_per_s,
             f.batches_per_s,
             f.appends_only_mb_per_s,
-        ));
+            f.appends_per_flush,
+        ]);
     }
 
     fn ratio(&mut self, name: &str, value: f64) {
@@ -303,14 +314,14 @@ fn main() {
         println!();
         println!("round {} (load average {})", round + 1, load_average());
         println!(
-            "{:<26} {:>8} {:>10} {:>16}",
-            "case", "MB/s", "batches/s", "before flush MB/s"
+            "{:<26} {:>8} {:>10} {:>17} {:>14}",
+            "case", "MB/s", "batches/s", "before flush MB/s", "appends/fsync"
         );
         for (size_name, batch_bytes) in [("16KiB", 16 * 1024usize), ("1MiB", MIB as usize)] {
             let line = |results: &mut Results, name: String, f: Figures| {
                 println!(
-                    "{name:<26} {:>8.0} {:>10.0} {:>16.0}",
-                    f.mb_per_s, f.batches_per_s, f.appends_only_mb_per_s
+                    "{name:<26} {:>8.0} {:>10.0} {:>17.0} {:>14.1}",
+                    f.mb_per_s, f.batches_per_s, f.appends_only_mb_per_s, f.appends_per_flush
                 );
                 results.add(&name, &f);
                 f.mb_per_s
@@ -336,6 +347,7 @@ fn main() {
                         mb_per_s: mbps,
                         batches_per_s: mbps * 1e6 / block as f64,
                         appends_only_mb_per_s: f64::NAN,
+                        appends_per_flush: f64::NAN,
                     };
                     dd_figure = Some(line(&mut results, dd_name.clone(), f));
                 } else if which == 2 && wanted(&never_name) {
@@ -389,26 +401,19 @@ fn main() {
         load_average()
     );
     println!(
-        "{:<26} {:>8} {:>10} {:>16}   MB/s per round",
-        "case", "MB/s", "batches/s", "before flush MB/s"
+        "{:<26} {:>8} {:>10} {:>17} {:>14}   MB/s per round",
+        "case", "MB/s", "batches/s", "before flush MB/s", "appends/fsync"
     );
     for name in &results.order {
         let runs = &results.cases[name];
-        let col = |i: usize| -> Vec<f64> {
-            runs.iter()
-                .map(|r| match i {
-                    0 => r.0,
-                    1 => r.1,
-                    _ => r.2,
-                })
-                .collect()
-        };
+        let col = |i: usize| -> Vec<f64> { runs.iter().map(|r| r[i]).collect() };
         let each: Vec<String> = col(0).iter().map(|v| format!("{v:.0}")).collect();
         println!(
-            "{name:<26} {:>8.0} {:>10.0} {:>16.0}   {}",
+            "{name:<26} {:>8.0} {:>10.0} {:>17.0} {:>14.1}   {}",
             median(&col(0)),
             median(&col(1)),
             median(&col(2)),
+            median(&col(3)),
             each.join(" ")
         );
     }

@@ -142,6 +142,8 @@ pub(crate) struct SyncState {
     pub in_flight: bool,
     /// Set by a failed fsync; sticky (see [`LogError::Failed`]).
     pub failed: Option<String>,
+    /// Flush rounds completed since open (each one fsync per dirty file).
+    pub flush_rounds: u64,
 }
 
 /// One partition's log in one directory.
@@ -200,6 +202,12 @@ impl Log {
     /// Every offset below this is fsynced.
     pub fn durable_offset(&self) -> i64 {
         self.sync_state().durable_offset
+    }
+
+    /// Flush rounds completed since the log was opened: with group commit, appends per round
+    /// tell how many acknowledgements one fsync covered (Kafka's flush-rate metric).
+    pub fn flush_rounds(&self) -> u64 {
+        self.sync_state().flush_rounds
     }
 
     pub fn open_stats(&self) -> &OpenStats {
@@ -397,7 +405,10 @@ impl Log {
             let mut s = self.sync_state();
             s.in_flight = false;
             match &result {
-                Ok(end) => s.durable_offset = s.durable_offset.max(*end),
+                Ok(end) => {
+                    s.durable_offset = s.durable_offset.max(*end);
+                    s.flush_rounds += 1;
+                }
                 // Only a failed system call poisons the log; `Closed` is not a disk failure.
                 Err(e @ LogError::Io { .. }) => {
                     s.failed = Some(e.to_string());

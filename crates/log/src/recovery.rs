@@ -105,6 +105,7 @@ impl Log {
                 durable_offset: leo,
                 in_flight: false,
                 failed: None,
+                flush_rounds: 0,
             }),
             failed_flag: AtomicBool::new(false),
             sync_done: Condvar::new(),

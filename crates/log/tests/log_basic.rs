@@ -578,6 +578,10 @@ fn concurrent_appenders_share_fsyncs_and_get_distinct_offsets() {
     all.sort();
     let offsets: Vec<i64> = all.iter().map(|(o, _)| *o).collect();
     assert_eq!(offsets, (0..400).collect::<Vec<_>>());
+    // A round starts only for an append not yet covered, so there are never more rounds than
+    // appends (with overlapping appenders, usually far fewer).
+    let rounds = log.flush_rounds();
+    assert!((1..=400).contains(&rounds), "{rounds} flush rounds");
     let bytes: Vec<u8> = all.into_iter().flat_map(|(_, b)| b).collect();
     assert_eq!(read_all(&log, 0), bytes);
 }
@@ -598,12 +602,14 @@ fn interval_and_never_policies() {
     assert_eq!(log.durable_offset(), 0, "6 records < flush_messages");
     append_batches(&log, 1, 0);
     assert_eq!(log.durable_offset(), 9, "9 records >= 7: flushed");
+    assert_eq!(log.flush_rounds(), 1);
     append_batches(&log, 1, 0);
     assert_eq!(log.durable_offset(), 9);
     log.run_maintenance(500).unwrap();
     assert_eq!(log.durable_offset(), 9);
     log.run_maintenance(1000).unwrap();
     assert_eq!(log.durable_offset(), 12, "flush_ms elapsed");
+    assert_eq!(log.flush_rounds(), 2);
 
     let config = LogConfig {
         flush: FlushPolicy::Never,
