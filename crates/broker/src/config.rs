@@ -48,6 +48,11 @@ pub struct BrokerConfig {
     /// How long an empty group's committed offsets are kept (Kafka's
     /// `offsets.retention.minutes`).
     pub offsets_retention_minutes: i64,
+    /// KIP-848 groups: how long a member may go without a heartbeat, and the interval the
+    /// coordinator asks members to heartbeat at (Kafka's `group.consumer.session.timeout.ms`
+    /// and `group.consumer.heartbeat.interval.ms`).
+    pub group_consumer_session_timeout_ms: i32,
+    pub group_consumer_heartbeat_interval_ms: i32,
 }
 
 impl Default for BrokerConfig {
@@ -69,6 +74,8 @@ impl Default for BrokerConfig {
             group_min_session_timeout_ms: 6_000,
             group_max_session_timeout_ms: 1_800_000,
             offsets_retention_minutes: 7 * 24 * 60,
+            group_consumer_session_timeout_ms: 45_000,
+            group_consumer_heartbeat_interval_ms: 5_000,
         }
     }
 }
@@ -145,6 +152,14 @@ impl BrokerConfig {
                 self.group_min_session_timeout_ms, self.group_max_session_timeout_ms
             ));
         }
+        if self.group_consumer_heartbeat_interval_ms < 1
+            || self.group_consumer_session_timeout_ms <= self.group_consumer_heartbeat_interval_ms
+        {
+            return invalid(format!(
+                "need 1 <= group_consumer_heartbeat_interval_ms < group_consumer_session_timeout_ms, got {} and {}",
+                self.group_consumer_heartbeat_interval_ms, self.group_consumer_session_timeout_ms
+            ));
+        }
         if self.offsets_retention_minutes < 1 {
             return invalid("offsets_retention_minutes must be >= 1".to_string());
         }
@@ -195,6 +210,8 @@ pub const KEYS: &[&str] = &[
     "group_min_session_timeout_ms",
     "group_max_session_timeout_ms",
     "offsets_retention_minutes",
+    "group_consumer_session_timeout_ms",
+    "group_consumer_heartbeat_interval_ms",
 ];
 
 /// The `FRESHET_*` variables naming configuration keys, as a TOML table. Values that parse as
