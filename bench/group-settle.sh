@@ -5,14 +5,17 @@
 # KIP-848 (group.protocol=consumer), on Freshet and on Apache Kafka 4.3.1, one broker at a time.
 #
 #   bench/group-settle.sh [--rounds N] [--protocols LIST] [--consumers N] [--initial N] [--added N]
+#                         [--suffix S]
 #
 # Rounds alternate the order (odd rounds Freshet first, even rounds Kafka first); every round
 # starts each broker on an empty data directory, runs every protocol against it (a new topic and
 # group each) and stops it. Writes bench/results/<UTC date>-group-settle.md (-rN added when N is
-# not 3) and keeps the raw output in bench/results/raw/<stamp>-group-settle/ (gitignored).
+# not 3, then -S for --suffix S) and keeps the raw output in
+# bench/results/raw/<stamp>-group-settle/ (gitignored).
 #
 # Environment: FRESHET_BIN (a freshet binary; default: cargo build --release -p freshet, honouring
-# CARGO_TARGET_DIR; FRESHET_COMMIT names the commit it was built from), BENCH_PORT (default: a free port; Kafka's controller uses PORT+1),
+# CARGO_TARGET_DIR; FRESHET_COMMIT names the commit it was built from), BENCH_PORT (default: a
+# free port; Kafka's controller uses PORT+1),
 # BENCH_BROKER_CPUS / BENCH_LOAD_CPUS (taskset lists as in bench/run.sh, default 1 and 0),
 # BENCH_METADATA_MAX_AGE_MS (default 1000), BENCH_NOTE (a sentence for the results file).
 set -euo pipefail
@@ -24,6 +27,7 @@ PROTOCOLS=classic-default,classic-cooperative-sticky,consumer
 CONSUMERS=10
 INITIAL=100
 ADDED=900
+SUFFIX=
 ARGS_TEXT="$*"
 # The exact command for the results file: the settings taken from the environment, then the arguments.
 ENV_TEXT=
@@ -37,7 +41,8 @@ while [[ $# -gt 0 ]]; do
     --consumers) CONSUMERS=$2; shift 2 ;;
     --initial) INITIAL=$2; shift 2 ;;
     --added) ADDED=$2; shift 2 ;;
-    -h|--help) sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --suffix) SUFFIX=$2; shift 2 ;;
+    -h|--help) sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "group-settle.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -58,7 +63,7 @@ BOOT=127.0.0.1:$PORT
 
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 RAW=$BENCH/results/raw/$STAMP-group-settle
-OUT=$BENCH/results/$(date -u +%Y-%m-%d)-group-settle$([[ $ROUNDS != 3 ]] && echo "-r$ROUNDS" || true).md
+OUT=$BENCH/results/$(date -u +%Y-%m-%d)-group-settle$([[ $ROUNDS != 3 ]] && echo "-r$ROUNDS" || true)${SUFFIX:+-$SUFFIX}.md
 mkdir -p "$RAW"
 log() { echo "[$(date -u +%H:%M:%S)] $*" | tee -a "$RAW/run.log" >&2; }
 
