@@ -9,7 +9,8 @@
 //! (the broker must advertise the bootstrap address) and cuts every connection after a
 //! random lifetime, so requests in flight end with unknown outcomes and are retried.
 //! `FRESHET_STRESS_RECORDS` (default 20000), `FRESHET_STRESS_CUT_MS` (longest connection
-//! lifetime, default 400) and `FRESHET_STRESS_SEED` tune a run.
+//! lifetime, default 400), `FRESHET_STRESS_LAG_MS` (delay added to the broker's answers,
+//! default 0) and `FRESHET_STRESS_SEED` tune a run.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -21,6 +22,7 @@ use freshet_client::{
     Admin, ClientConfig, Consumer, ConsumerConfig, NewTopic, OffsetReset, Producer, ProducerConfig,
     ProducerRecord, TopicPartition,
 };
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 const PARTITIONS: i32 = 12;
@@ -52,6 +54,7 @@ async fn start_proxy(
     disrupt: Arc<AtomicBool>,
     rng: Arc<Rng>,
     cut_ms: u64,
+    lag: Duration,
 ) -> Arc<AtomicU64> {
     let listener = TcpListener::bind(listen).await.unwrap();
     let cuts = Arc::new(AtomicU64::new(0));
@@ -71,10 +74,31 @@ async fn start_proxy(
                 };
                 let (mut client_read, mut client_write) = client.into_split();
                 let (mut server_read, mut server_write) = server.into_split();
+                // Answers travel through a delay line, so a cut loses answers to requests
+                // the broker has already carried out.
+                let (lagged, mut lagged_rx) = tokio::sync::mpsc::unbounded_channel();
+                let answers_in = async {
+                    let mut buffer = vec![0u8; 64 * 1024];
+                    while let Ok(n @ 1..) = server_read.read(&mut buffer).await {
+                        let due = tokio::time::Instant::now() + lag;
+                        if lagged.send((due, buffer[..n].to_vec())).is_err() {
+                            break;
+                        }
+                    }
+                };
+                let answers_out = async {
+                    while let Some((due, bytes)) = lagged_rx.recv().await {
+                        tokio::time::sleep_until(due).await;
+                        if client_write.write_all(&bytes).await.is_err() {
+                            break;
+                        }
+                    }
+                };
                 let forward = async {
                     tokio::select! {
                         _ = tokio::io::copy(&mut client_read, &mut server_write) => {}
-                        _ = tokio::io::copy(&mut server_read, &mut client_write) => {}
+                        _ = answers_in => {}
+                        _ = answers_out => {}
                     }
                 };
                 let cut = async {
@@ -120,13 +144,22 @@ async fn fresh_topic_many_keyed_records_in_flight_exactly_once() {
         |v| v.parse().unwrap(),
     );
     let cut_ms: u64 = env("FRESHET_STRESS_CUT_MS").map_or(400, |v| v.parse().unwrap());
+    let lag = Duration::from_millis(env("FRESHET_STRESS_LAG_MS").map_or(0, |v| v.parse().unwrap()));
     eprintln!("seed {seed}, {count} records");
     let rng = Arc::new(Rng(AtomicU64::new(seed)));
     let disrupt = Arc::new(AtomicBool::new(false));
     let cuts = match env("FRESHET_STRESS_UPSTREAM") {
-        Some(upstream) => {
-            Some(start_proxy(&servers, upstream, disrupt.clone(), rng.clone(), cut_ms).await)
-        }
+        Some(upstream) => Some(
+            start_proxy(
+                &servers,
+                upstream,
+                disrupt.clone(),
+                rng.clone(),
+                cut_ms,
+                lag,
+            )
+            .await,
+        ),
         None => None,
     };
 
