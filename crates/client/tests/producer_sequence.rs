@@ -10,7 +10,7 @@
 //! its non-zero sequence; the first batch's retry can then never be accepted (sequence 0
 //! after the later ones: OUT_OF_ORDER_SEQUENCE_NUMBER until the delivery timeout).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -30,7 +30,8 @@ use freshet_protocol::{ApiKey, Decode, Encode, RequestHeader, ResponseHeader};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-const PRODUCER_ID: i64 = 51;
+/// The first producer id handed out; each InitProducerId gets the next.
+const FIRST_PRODUCER_ID: i64 = 51;
 const PRODUCER_EPOCH: i16 = 0;
 
 /// One partition's log and the producer's state in it, as Kafka keeps them.
@@ -40,7 +41,6 @@ struct Partition {
     last_sequence: Option<i32>,
     /// (base sequence, last sequence, base offset) of the last five appended batches.
     recent: VecDeque<(i32, i32, i64)>,
-    log_end_offset: i64,
 }
 
 #[derive(Default)]
@@ -48,7 +48,13 @@ struct Broker {
     /// Produce requests still to be refused with NOT_LEADER_OR_FOLLOWER (after a delay
     /// that lets the client pipeline its next batches behind the first).
     not_leader_first: usize,
-    partition: Partition,
+    /// The partition's state per producer id (its log offsets are shared).
+    producers: HashMap<i64, Partition>,
+    log_end_offset: i64,
+    producer_ids_issued: i64,
+    /// A batch with this base sequence (of the first producer id) is refused with
+    /// MESSAGE_TOO_LARGE, once: not written, so its sequences are a gap.
+    refused: Option<i32>,
     /// A batch with this base sequence is written but answered REQUEST_TIMED_OUT (as
     /// Kafka does when acks=all replication times out); its retry then loses its answer:
     /// the connection goes silent (requests still read and appended, none answered) and
@@ -63,33 +69,37 @@ struct Broker {
 impl Broker {
     fn append(&mut self, batch: &Bytes) -> (i16, i64) {
         let header = freshet_records::validate(batch).unwrap();
-        assert_eq!(header.producer_id, PRODUCER_ID);
+        assert!(header.producer_id >= FIRST_PRODUCER_ID);
+        assert!(header.producer_id < FIRST_PRODUCER_ID + self.producer_ids_issued);
         assert_eq!(header.producer_epoch, PRODUCER_EPOCH);
         let first = header.base_sequence;
         let last = first + header.record_count - 1;
+        let log_end_offset = self.log_end_offset;
+        let partition = self.producers.entry(header.producer_id).or_default();
         let retry_of_unanswered =
-            self.written_unanswered == Some(first) && self.partition.last_sequence.is_some();
+            self.written_unanswered == Some(first) && partition.last_sequence.is_some();
         let result = if self.not_leader_first > 0 {
             self.not_leader_first -= 1;
             (KafkaCode::NOT_LEADER_OR_FOLLOWER.0, -1)
-        } else if let Some(&(_, _, offset)) = self
-            .partition
+        } else if header.producer_id == FIRST_PRODUCER_ID && self.refused == Some(first) {
+            self.refused = None;
+            (KafkaCode::MESSAGE_TOO_LARGE.0, -1)
+        } else if let Some(&(_, _, offset)) = partition
             .recent
             .iter()
             .find(|(b, l, _)| (*b, *l) == (first, last))
         {
             // Kafka answers a duplicate with success and the original offset.
             (0, offset)
-        } else if self
-            .partition
+        } else if partition
             .last_sequence
             .is_some_and(|known| first != known + 1)
         {
             (KafkaCode::OUT_OF_ORDER_SEQUENCE_NUMBER.0, -1)
         } else {
-            let p = &mut self.partition;
-            let offset = p.log_end_offset;
-            p.log_end_offset += i64::from(header.record_count);
+            let p = partition;
+            let offset = log_end_offset;
+            self.log_end_offset += i64::from(header.record_count);
             p.last_sequence = Some(last);
             p.recent.push_back((first, last, offset));
             if p.recent.len() > 5 {
@@ -146,13 +156,20 @@ async fn serve(mut stream: TcpStream, port: u16, broker: Arc<Mutex<Broker>>) {
         match api {
             ApiKey::ApiVersions => api_versions().encode(&mut body, version).unwrap(),
             ApiKey::Metadata => metadata(port).encode(&mut body, version).unwrap(),
-            ApiKey::InitProducerId => InitProducerIdResponse {
-                producer_id: PRODUCER_ID,
-                producer_epoch: PRODUCER_EPOCH,
-                ..Default::default()
+            ApiKey::InitProducerId => {
+                let producer_id = {
+                    let mut broker = broker.lock().unwrap();
+                    broker.producer_ids_issued += 1;
+                    FIRST_PRODUCER_ID + broker.producer_ids_issued - 1
+                };
+                InitProducerIdResponse {
+                    producer_id,
+                    producer_epoch: PRODUCER_EPOCH,
+                    ..Default::default()
+                }
+                .encode(&mut body, version)
+                .unwrap()
             }
-            .encode(&mut body, version)
-            .unwrap(),
             ApiKey::Produce => {
                 let request = ProduceRequest::decode(&mut frame, version).unwrap();
                 let delay = broker.lock().unwrap().not_leader_first > 0;
@@ -321,5 +338,42 @@ async fn retry_whose_answer_is_lost_again_stays_a_duplicate() {
     assert!(
         answered.iter().all(|&(_, _, code)| code != 45),
         "no OUT_OF_ORDER_SEQUENCE_NUMBER: {answered:?}"
+    );
+}
+
+#[tokio::test]
+async fn batch_refused_for_good_does_not_leave_a_gap_that_blocks_the_partition() {
+    let broker = Arc::new(Mutex::new(Broker {
+        refused: Some(1),
+        ..Default::default()
+    }));
+    let addr = start(broker.clone()).await;
+    let mut config = ProducerConfig::new(&addr);
+    config.retry_backoff_ms = 10;
+    config.linger_ms = 0;
+    config.delivery_timeout_ms = 3_000;
+    let producer = Producer::new(config).unwrap();
+    let send =
+        |value: &str| producer.send(ProducerRecord::new("t", value.to_owned()).with_partition(0));
+    assert_eq!(send("a").await.unwrap().offset, 0);
+    let refused = send("b").await.unwrap_err().to_string();
+    assert!(refused.contains("MESSAGE_TOO_LARGE"), "{refused}");
+    // Sequence 1 was never written: sequence 2 of the same producer id would be out of
+    // order for ever.
+    let mut offsets = Vec::new();
+    for value in ["c", "d", "e"] {
+        offsets.push(
+            send(value)
+                .await
+                .map(|m| m.offset)
+                .map_err(|e| e.to_string()),
+        );
+    }
+    producer.close().await.unwrap();
+    let answered = broker.lock().unwrap().answered.clone();
+    assert_eq!(
+        offsets,
+        vec![Ok(1), Ok(2), Ok(3)],
+        "broker answers (base sequence, count, code): {answered:?}"
     );
 }

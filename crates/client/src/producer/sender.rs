@@ -49,6 +49,8 @@ struct Sealed {
     tp: TopicPartition,
     bytes: Bytes,
     completions: Vec<Completion>,
+    /// The producer id and epoch the sequence belongs to (`None` without idempotence).
+    producer_id: Option<(i64, i16)>,
     base_sequence: i32,
     created: Instant,
     attempts: u32,
@@ -77,17 +79,42 @@ struct PartitionState {
     /// attempt; a new batch sent behind its retry could be a fifth (when the retry's
     /// answer is lost again), and every later retry would get OUT_OF_ORDER_SEQUENCE_NUMBER.
     retries_in_flight: usize,
+    /// The producer id and epoch `next_sequence` counts for. A batch that fails for good
+    /// leaves its sequences unused, and the broker would refuse every later sequence of
+    /// that producer id; so the sender then takes a new producer id (as Kafka's Java
+    /// client bumps the epoch, KIP-360), and each partition starts again at sequence 0
+    /// under it once nothing sealed under the old one is in flight or queued.
+    producer_id: Option<(i64, i16)>,
 }
 
 impl PartitionState {
-    /// Whether a new batch (not a retry) may be sealed and sent now.
-    fn may_send_new_batch(&self, max_in_flight: usize, idempotent: bool) -> bool {
-        let limit = if idempotent && !self.acknowledged {
+    /// Whether a new batch (not a retry) may be sealed and sent now, for a producer whose
+    /// current id is `producer_id`.
+    fn may_send_new_batch(
+        &self,
+        max_in_flight: usize,
+        idempotent: bool,
+        producer_id: Option<(i64, i16)>,
+    ) -> bool {
+        let limit = if !idempotent {
+            max_in_flight
+        } else if self.producer_id != producer_id || !self.acknowledged {
+            // A new producer id: only once the old one's batches are done, and its first
+            // batch alone.
             1
         } else {
             max_in_flight
         };
         self.retry.is_empty() && self.retries_in_flight == 0 && self.in_flight < limit
+    }
+
+    /// Starts counting sequences from 0 for `producer_id`, if it is a new one.
+    fn adopt(&mut self, producer_id: Option<(i64, i16)>) {
+        if self.producer_id != producer_id {
+            self.producer_id = producer_id;
+            self.next_sequence = 0;
+            self.acknowledged = false;
+        }
     }
 }
 
@@ -506,7 +533,11 @@ impl Sender {
         for tp in self.accumulator.ready(self.now_ms(now), self.flushing()) {
             let state = self.partitions.get(&tp);
             let blocked = state.is_some_and(|s| {
-                !s.may_send_new_batch(self.config.max_in_flight_per_partition, self.idempotent)
+                !s.may_send_new_batch(
+                    self.config.max_in_flight_per_partition,
+                    self.idempotent,
+                    self.producer_id,
+                )
             });
             if !blocked {
                 sendable.push(tp);
@@ -555,6 +586,9 @@ impl Sender {
             return Some(sealed);
         }
         let batch = self.accumulator.drain(tp)?;
+        if self.idempotent {
+            state.adopt(self.producer_id);
+        }
         let base_sequence = if self.idempotent {
             state.next_sequence
         } else {
@@ -800,6 +834,10 @@ impl Sender {
     }
 
     fn fail_sealed(&mut self, batch: Sealed, error: impl Fn(&TopicPartition) -> ProduceError) {
+        if self.idempotent && batch.producer_id.is_some() && batch.producer_id == self.producer_id {
+            // Its sequences may never be written: continue under a new producer id.
+            self.producer_id = None;
+        }
         for completion in batch.completions {
             let failure = error(&batch.tp);
             self.complete(
@@ -900,6 +938,7 @@ fn seal(
             tp: batch.tp,
             bytes: Bytes::from(bytes),
             completions,
+            producer_id: (producer_id >= 0).then_some((producer_id, producer_epoch)),
             base_sequence,
             created: now,
             attempts: 0,
@@ -952,25 +991,27 @@ mod tests {
 
     #[test]
     fn first_batch_of_an_idempotent_partition_travels_alone() {
+        const PID: Option<(i64, i16)> = Some((9, 0));
         let mut state = PartitionState::default();
-        assert!(state.may_send_new_batch(5, true));
+        state.adopt(PID);
+        assert!(state.may_send_new_batch(5, true, PID));
         state.in_flight = 1;
         assert!(
-            !state.may_send_new_batch(5, true),
+            !state.may_send_new_batch(5, true, PID),
             "nothing acknowledged yet: the broker would take any sequence"
         );
         assert!(
-            state.may_send_new_batch(5, false),
+            state.may_send_new_batch(5, false, PID),
             "without sequences, no reason to wait"
         );
         state.acknowledged = true;
-        assert!(state.may_send_new_batch(5, true));
+        assert!(state.may_send_new_batch(5, true, PID));
         state.in_flight = 5;
-        assert!(!state.may_send_new_batch(5, true), "max in flight");
+        assert!(!state.may_send_new_batch(5, true, PID), "max in flight");
         state.in_flight = 1;
         state.retries_in_flight = 1;
         assert!(
-            !state.may_send_new_batch(5, true),
+            !state.may_send_new_batch(5, true, PID),
             "nothing new behind a retry: it must stay among the last five"
         );
         state.in_flight = 0;
@@ -979,15 +1020,39 @@ mod tests {
             tp: TopicPartition::new("t", 0),
             bytes: Bytes::new(),
             completions: Vec::new(),
+            producer_id: PID,
             base_sequence: 0,
             created: Instant::now(),
             attempts: 1,
             last_error: String::new(),
         });
         assert!(
-            !state.may_send_new_batch(5, true),
+            !state.may_send_new_batch(5, true, PID),
             "retries go before new batches"
         );
+    }
+
+    #[test]
+    fn a_new_producer_id_waits_for_the_old_ones_batches_then_restarts_sequences() {
+        let old = Some((9, 0));
+        let new = Some((10, 0));
+        let mut state = PartitionState::default();
+        state.adopt(old);
+        state.acknowledged = true;
+        state.next_sequence = 42;
+        state.in_flight = 2;
+        assert!(state.may_send_new_batch(5, true, old));
+        assert!(
+            !state.may_send_new_batch(5, true, new),
+            "batches of the old producer id are in flight"
+        );
+        state.in_flight = 0;
+        assert!(state.may_send_new_batch(5, true, new));
+        state.adopt(new);
+        assert_eq!((state.next_sequence, state.acknowledged), (0, false));
+        state.next_sequence = 3;
+        state.adopt(new);
+        assert_eq!(state.next_sequence, 3, "the same id keeps its sequences");
     }
 
     #[test]
@@ -998,6 +1063,7 @@ mod tests {
             tp: TopicPartition::new(topic, partition),
             bytes: Bytes::from_static(b"batch"),
             completions: Vec::new(),
+            producer_id: None,
             base_sequence: 0,
             created: now,
             attempts: 0,
