@@ -377,3 +377,42 @@ async fn batch_refused_for_good_does_not_leave_a_gap_that_blocks_the_partition()
         "broker answers (base sequence, count, code): {answered:?}"
     );
 }
+
+#[tokio::test]
+async fn batches_behind_one_refused_for_good_move_to_the_new_producer_id() {
+    let broker = Arc::new(Mutex::new(Broker {
+        refused: Some(1),
+        ..Default::default()
+    }));
+    let addr = start(broker.clone()).await;
+    let mut config = ProducerConfig::new(&addr);
+    config.retry_backoff_ms = 10;
+    config.linger_ms = 0;
+    config.batch_bytes_max = 1;
+    config.delivery_timeout_ms = 3_000;
+    let producer = Producer::new(config).unwrap();
+    let send =
+        |value: &str| producer.send(ProducerRecord::new("t", value.to_owned()).with_partition(0));
+    assert_eq!(send("a").await.unwrap().offset, 0);
+    // Three batches in flight at once: sequence 1 is refused, 2 and 3 are then out of
+    // order under the first producer id and can only be written under a new one.
+    let pending = [send("b"), send("c"), send("d")];
+    let mut results = Vec::new();
+    for delivery in pending {
+        results.push(delivery.await.map(|m| m.offset).map_err(|e| e.to_string()));
+    }
+    let after = send("e").await.map(|m| m.offset).map_err(|e| e.to_string());
+    producer.close().await.unwrap();
+    let answered = broker.lock().unwrap().answered.clone();
+    assert!(
+        results[0]
+            .as_ref()
+            .is_err_and(|e| e.contains("MESSAGE_TOO_LARGE")),
+        "{results:?}"
+    );
+    assert_eq!(
+        (&results[1..], after),
+        (&[Ok(1), Ok(2)][..], Ok(3)),
+        "broker answers (base sequence, count, code): {answered:?}"
+    );
+}

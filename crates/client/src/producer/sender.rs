@@ -55,6 +55,8 @@ struct Sealed {
     created: Instant,
     attempts: u32,
     last_error: String,
+    /// The last answer was OUT_OF_ORDER_SEQUENCE_NUMBER: the broker has not written it.
+    refused_out_of_order: bool,
 }
 
 /// Send state of one partition.
@@ -580,7 +582,29 @@ impl Sender {
     /// Takes the partition's next batch: the first retry, or a new batch sealed now.
     fn take_batch(&mut self, tp: &TopicPartition, now: Instant) -> Option<Sealed> {
         let state = self.partitions.entry(tp.clone()).or_default();
-        if let Some(sealed) = state.retry.pop_front() {
+        if let Some(mut sealed) = state.retry.pop_front() {
+            // Refused (never written) under a producer id given up since: it can only be
+            // written under the new one, with the partition's next sequence. Retries go
+            // only when nothing of the partition is in flight, so none of the old id's
+            // batches can still land after it.
+            if self.idempotent
+                && sealed.refused_out_of_order
+                && self.producer_id.is_some()
+                && sealed.producer_id != self.producer_id
+            {
+                state.adopt(self.producer_id);
+                if let Some((id, epoch)) = self.producer_id {
+                    if let Ok(bytes) = restamp(&sealed.bytes, id, epoch, state.next_sequence) {
+                        sealed.bytes = bytes;
+                        sealed.producer_id = self.producer_id;
+                        sealed.base_sequence = state.next_sequence;
+                        state.next_sequence = increment_sequence(
+                            state.next_sequence,
+                            sealed.completions.len() as i32,
+                        );
+                    }
+                }
+            }
             state.in_flight += 1;
             state.retries_in_flight += 1;
             return Some(sealed);
@@ -627,8 +651,8 @@ impl Sender {
             Ok(connection) => connection,
             Err(error) => {
                 self.metadata_stale = true;
-                for batch in batches {
-                    self.landed(&batch);
+                for mut batch in batches {
+                    self.landed(&mut batch);
                     self.retry_or_fail(batch, error.to_string(), true);
                 }
                 return;
@@ -674,8 +698,8 @@ impl Sender {
                 });
             }
             Err(error) => {
-                for batch in batches {
-                    self.landed(&batch);
+                for mut batch in batches {
+                    self.landed(&mut batch);
                     let retriable = error.is_retriable();
                     self.retry_or_fail(batch, error.to_string(), retriable);
                 }
@@ -684,7 +708,8 @@ impl Sender {
     }
 
     /// Counts a batch out of flight, its outcome (or the failure to send it) in hand.
-    fn landed(&mut self, batch: &Sealed) {
+    fn landed(&mut self, batch: &mut Sealed) {
+        batch.refused_out_of_order = false;
         let state = self.partition_mut(&batch.tp);
         state.in_flight -= 1;
         if batch.attempts > 0 {
@@ -746,27 +771,27 @@ impl Sender {
                 self.metadata_stale = true;
                 let retriable = error.is_retriable();
                 let reason = format!("broker {node_id}: {error}");
-                for batch in batches {
-                    self.landed(&batch);
+                for mut batch in batches {
+                    self.landed(&mut batch);
                     self.retry_or_fail(batch, reason.clone(), retriable);
                 }
             }
             Ok(None) => {
-                for batch in batches {
-                    self.landed(&batch);
+                for mut batch in batches {
+                    self.landed(&mut batch);
                     self.succeed(batch, -1, -1);
                 }
             }
             Ok(Some(response)) => {
-                for batch in batches {
-                    self.landed(&batch);
+                for mut batch in batches {
+                    self.landed(&mut batch);
                     self.on_partition_response(batch, &response);
                 }
             }
         }
     }
 
-    fn on_partition_response(&mut self, batch: Sealed, response: &ProduceResponse) {
+    fn on_partition_response(&mut self, mut batch: Sealed, response: &ProduceResponse) {
         let answer = response
             .responses
             .iter()
@@ -778,6 +803,7 @@ impl Sender {
             return;
         };
         let code = KafkaCode(answer.error_code);
+        batch.refused_out_of_order = code == KafkaCode::OUT_OF_ORDER_SEQUENCE_NUMBER;
         if code.is_ok() {
             self.succeed(batch, answer.base_offset, answer.log_append_time_ms);
             return;
@@ -889,6 +915,41 @@ fn increment_sequence(sequence: i32, increment: i32) -> i32 {
     }
 }
 
+/// The same records as `batch`, encoded again under another producer id, epoch and base
+/// sequence.
+fn restamp(
+    batch: &Bytes,
+    producer_id: i64,
+    producer_epoch: i16,
+    base_sequence: i32,
+) -> Result<Bytes, String> {
+    let header = freshet_records::validate(batch).map_err(|e| e.to_string())?;
+    let mut builder = BatchBuilder::new(BatchOptions {
+        producer_id,
+        producer_epoch,
+        base_sequence,
+        compression: header.compression(),
+        ..BatchOptions::default()
+    });
+    for record in freshet_records::records(batch, usize::MAX).map_err(|e| e.to_string())? {
+        let record = record.map_err(|e| e.to_string())?;
+        let headers: Vec<(&[u8], Option<&[u8]>)> = record
+            .headers
+            .iter()
+            .map(|h| (&h.key[..], h.value.as_deref()))
+            .collect();
+        builder
+            .push(&NewRecord {
+                timestamp_ms: record.timestamp,
+                key: record.key.as_deref(),
+                value: record.value.as_deref(),
+                headers: &headers,
+            })
+            .map_err(|e| e.to_string())?;
+    }
+    builder.build().map(Bytes::from).map_err(|e| e.to_string())
+}
+
 /// Encodes the batch; on failure hands the completions back with the reason.
 fn seal(
     batch: Batch<Completion>,
@@ -943,6 +1004,7 @@ fn seal(
             created: now,
             attempts: 0,
             last_error: String::new(),
+            refused_out_of_order: false,
         }),
         Err(error) => Err((completions, error.to_string())),
     }
@@ -1025,6 +1087,7 @@ mod tests {
             created: Instant::now(),
             attempts: 1,
             last_error: String::new(),
+            refused_out_of_order: false,
         });
         assert!(
             !state.may_send_new_batch(5, true, PID),
@@ -1068,6 +1131,7 @@ mod tests {
             created: now,
             attempts: 0,
             last_error: String::new(),
+            refused_out_of_order: false,
         };
         let _unused = Completion {
             reply,
@@ -1138,5 +1202,23 @@ mod tests {
         assert_eq!(records[2].key.as_deref(), Some(&b"k2"[..]));
         assert_eq!(records[2].timestamp, 1_002);
         assert_eq!(records[1].headers[0].value.as_deref(), Some(&b"v"[..]));
+
+        let again = restamp(&sealed.bytes, 43, 0, 11).unwrap();
+        let header = freshet_records::validate(&again).unwrap();
+        assert_eq!(
+            (
+                header.producer_id,
+                header.producer_epoch,
+                header.base_sequence
+            ),
+            (43, 0, 11)
+        );
+        assert_eq!(header.record_count, 3);
+        assert_eq!(header.compression(), freshet_records::Compression::Lz4);
+        let restamped: Vec<_> = freshet_records::records(&again, 1 << 20)
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(restamped, records, "the same records");
     }
 }
