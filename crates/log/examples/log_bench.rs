@@ -332,6 +332,7 @@ fn main() {
             let mut dd_figure = None;
             let mut raw_figure = None;
             let mut never_figure = None;
+            let mut never_unflushed = None;
             // The two ceilings and the no-fsync case back to back, in an order that rotates
             // with the round (0 = dd, 1 = raw write loop, 2 = log).
             let mut trio = [0, 1, 2];
@@ -353,6 +354,7 @@ fn main() {
                 } else if which == 2 && wanted(&never_name) {
                     let dir = args.dir.join(&never_name);
                     let f = run_appends(&args, &dir, FlushPolicy::Never, batch_bytes, 1);
+                    never_unflushed = Some(f.appends_only_mb_per_s);
                     never_figure = Some(line(&mut results, never_name.clone(), f));
                     if batch_bytes as u64 == MIB && wanted("read") {
                         let r = run_reads(&dir);
@@ -382,6 +384,12 @@ fn main() {
                 let f = run_appends(&args, &dir, flush, batch_bytes, writers);
                 let mbps = line(&mut results, name.clone(), f);
                 let _ = std::fs::remove_dir_all(&dir);
+                if let (8, Some(unflushed)) = (writers, never_unflushed) {
+                    results.ratio(
+                        &format!("{never_name} before flush / {name}"),
+                        unflushed / mbps,
+                    );
+                }
                 match (mode, writers, dd_figure, never_figure) {
                     ("interval", _, Some(dd), _) => {
                         results.ratio(&format!("{name} / dd"), mbps / dd);
@@ -425,7 +433,7 @@ fn main() {
             .map(|v| format!("{v:.2}"))
             .collect();
         println!(
-            "{name:<50} {:>6.2}   {}",
+            "{name:<60} {:>6.2}   {}",
             median(&results.ratios[name]),
             each.join(" ")
         );
