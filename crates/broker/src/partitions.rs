@@ -175,6 +175,13 @@ impl Partitions {
             }
         }
         let opened = self.open_all(image, to_open);
+        if !opened.is_empty() {
+            // New partition directories: one fsync of the data directory makes their entries
+            // durable (each log makes its own files durable at its first flush).
+            if let Err(e) = std::fs::File::open(&self.data_dir).and_then(|d| d.sync_all()) {
+                tracing::error!(dir = %self.data_dir.display(), error = %e, "fsync of the data directory");
+            }
+        }
         let mut map = self.write();
         for (tp, result) in opened {
             match result {

@@ -757,3 +757,20 @@ fn readers_see_whole_batches_while_appends_roll_segments() {
     let stored = writer.join().unwrap();
     assert_eq!(seen, stored.concat());
 }
+
+/// A brand-new log costs no fsync at open (no recovery-point file yet); its first flush makes
+/// it durable, and a log abandoned before any append (a crash) reopens empty.
+#[test]
+fn a_fresh_log_is_cheap_to_open_and_reopens_after_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path().join("fresh"), small_config()).unwrap();
+    assert!(!dir.path().join("fresh/recovery-point.checkpoint").exists());
+    drop(log); // no close: as after kill -9
+    let log = Log::open(dir.path().join("fresh"), small_config()).unwrap();
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (0, 0));
+    let stored = append_batches(&log, 3, 1_000);
+    drop(log);
+    let log = Log::open(dir.path().join("fresh"), small_config()).unwrap();
+    assert_eq!(read_all(&log, 0), stored.concat());
+    assert!(dir.path().join("fresh/recovery-point.checkpoint").exists());
+}
