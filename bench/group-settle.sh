@@ -237,7 +237,8 @@ for p in protocols:
                          ("create_partitions_ms", "(the createPartitions call itself)")):
         fv, kv = values("freshet", p, field), values("kafka", p, field)
         fm, km = median(fv), median(kv)
-        ratio = f"{fm / km:.2f}" if fm is not None and km else "-"
+        # A ratio of a negative time (settled before the call returned) means nothing.
+        ratio = f"{fm / km:.2f}" if fm is not None and km is not None and fm > 0 and km > 0 else "-"
         lines.append(f"| {p} | {label} | {show(fm, fv)} | {show(km, kv)} | {ratio} | {', '.join(fv)} | {', '.join(kv)} |")
 lines += ["", "## Every run", "", "| round | broker | protocol | settle_ms | other fields |", "|---:|---|---|---:|---|"]
 for r in runs:
