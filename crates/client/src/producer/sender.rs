@@ -464,7 +464,28 @@ impl Sender {
             return;
         };
         for batch in self.accumulator.expire(created_before_ms) {
-            self.fail_batch(batch, "no leader to send to");
+            let reason = self.waiting_reason(&batch.tp);
+            self.fail_batch(batch, &reason);
+        }
+    }
+
+    /// Why a batch of `tp` is still waiting in the accumulator.
+    fn waiting_reason(&self, tp: &TopicPartition) -> String {
+        if self.leader(tp).is_none() {
+            return "no leader to send to".into();
+        }
+        match self.partitions.get(tp) {
+            Some(state) if !state.retry.is_empty() || state.retries_in_flight > 0 => {
+                let last = state
+                    .retry
+                    .front()
+                    .map_or("", |batch| batch.last_error.as_str());
+                format!("waiting behind an earlier batch of the partition being retried ({last})")
+            }
+            Some(state) if state.in_flight > 0 => {
+                "waiting behind earlier batches of the partition in flight".into()
+            }
+            _ => "not sent in time".into(),
         }
     }
 
