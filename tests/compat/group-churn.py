@@ -169,12 +169,15 @@ def analyse(members, produced, ends):
                     pending = []
                     in_commit_block = False
                 p, o, v = int(parts[0]), int(parts[1]), parts[2]
-                st = [None]
+                st = [None, False]  # [outcome, a commit covering it was announced]
                 pending.append((p, o, v, st))
                 occ.setdefault((p, o), []).append((m, st))
                 want = produced.get((p, o))
                 if want != v:
                     problems.append(f"{m.name} printed {p}/{o} = {v!r}, produced {want!r}")
+            elif parts == ["committing"]:
+                for p, o, v, st in pending:
+                    st[1] = True
             elif parts[0] == "committed" and len(parts) == 3:
                 in_commit_block = True
                 cp, nxt = int(parts[1]), int(parts[2])
@@ -190,27 +193,36 @@ def analyse(members, produced, ends):
                         st[0] = "failed"
         for p, o, v, st in pending:
             if st[0] is None:
-                st[0] = "killed" if m.fate == "killed" else "unresolved"
+                if m.fate != "killed":
+                    st[0] = "unresolved"
+                else:
+                    # Killed during a commit, the commit may have landed (then nobody reads
+                    # the records again) or not (then another member does).
+                    st[0] = "killed-in-commit" if st[1] else "killed"
     lost = [k for k in produced if k not in occ]
     if lost:
         problems.append(f"{len(lost)} records never printed, e.g. {sorted(lost)[:5]}")
-    redelivered_kill = redelivered_failed = 0
+    redelivered_kill = redelivered_failed = committed_at_kill = 0
     for key, lst in sorted(occ.items()):
         statuses = [st[0] for _, st in lst]
         n_committed = statuses.count("committed")
-        if n_committed != 1:
+        landed_at_kill = n_committed == 0 and "killed-in-commit" in statuses
+        if landed_at_kill:
+            committed_at_kill += 1
+        elif n_committed != 1:
             who = ", ".join(f"{m.name}:{st[0]}" for m, st in lst)
             problems.append(f"record {key[0]}/{key[1]} committed {n_committed} times ({who})")
         for m, st in lst:
             if st[0] == "unresolved":
                 problems.append(f"{m.name} ({m.fate}) printed {key[0]}/{key[1]} and never committed it")
         if len(lst) > 1:
-            redelivered_kill += statuses.count("killed")
+            redelivered_kill += statuses.count("killed") + statuses.count("killed-in-commit")
             redelivered_failed += statuses.count("failed")
     stats = {
         "printed": sum(len(v) for v in occ.values()),
         "distinct": len(occ),
         "redelivered_after_kill": redelivered_kill,
+        "committed_by_killed_member": committed_at_kill,
         "redelivered_after_failed_commit": redelivered_failed,
         "failed_commits": failed_commits,
     }
@@ -251,6 +263,9 @@ def self_test():
         "printed, not killed, never committed": ([
             FakeMember("m0", "terminated", "0 0 a\n0 1 b\n1 0 c\ncommitted 0 2\ncommitted 1 1\n1 0 c"),
         ], "never committed it"),
+        "killed during its commit, which landed": ([
+            FakeMember("m0", "killed", "0 0 a\ncommitting\ncommitted 0 1\n0 1 b\n1 0 c\ncommitting"),
+        ], None),
         "killed member's print never redelivered": ([
             FakeMember("m0", "killed", "0 0 a\n0 1 b\ncommitted 0 2\n1 0 c"),
         ], "committed 0 times"),

@@ -4,7 +4,7 @@ Usage: group_member.py --client kafka-python|confluent [--protocol classic|consu
                        [--bootstrap HOST:PORT] [--delay-ms MS] GROUP TOPIC
 
 Joins GROUP on TOPIC and, for every record, prints `PARTITION OFFSET VALUE` to stdout (flushed),
-then after each poll batch commits the batch's offsets synchronously and prints
+then after each poll batch prints `committing`, commits the batch's offsets synchronously and prints
 `committed PARTITION NEXT_OFFSET` for each partition of a commit the broker accepted, or
 `commit-failed ERROR` when it did not. SIGTERM makes it finish the batch in hand, commit it,
 close the consumer (which leaves the group) and print `closed`.
@@ -82,6 +82,7 @@ def run_confluent(o):
         if not nexts:
             continue
         tps = [TopicPartition(o["topic"], p, n) for p, n in sorted(nexts.items())]
+        out("committing")  # a member killed during the commit may or may not have committed
         try:
             res = c.commit(offsets=tps, asynchronous=False)
         except KafkaException as e:
@@ -122,6 +123,7 @@ def run_kafka_python(o):
                     time.sleep(o["delay_ms"] / 1000)
         if not offsets:
             continue
+        out("committing")
         try:
             c.commit(offsets)
         except KafkaError as e:

@@ -3,7 +3,7 @@
 //	member [--bootstrap HOST:PORT] [--balancer range|roundrobin|sticky|cooperative-sticky]
 //	       [--delay-ms MS] GROUP TOPIC
 //
-// It prints `PARTITION OFFSET VALUE` for every record, commits each poll batch synchronously and
+// It prints `PARTITION OFFSET VALUE` for every record, prints `committing`, commits each poll batch synchronously and
 // prints `committed PARTITION NEXT_OFFSET` for every partition the broker accepted (or
 // `commit-failed ...`). Rebalances are held off between a poll and its commit
 // (BlockRebalanceOnPoll), as franz-go recommends for manual commits. SIGTERM: the batch in hand is
@@ -102,6 +102,8 @@ func main() {
 }
 
 func commit(cl *kgo.Client, topic string, offsets map[int32]kgo.EpochOffset) {
+	// Announced first: a member killed during the commit may or may not have committed.
+	fmt.Println("committing")
 	done := make(chan struct{})
 	cl.CommitOffsetsSync(context.Background(), map[string]map[int32]kgo.EpochOffset{topic: offsets},
 		func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {

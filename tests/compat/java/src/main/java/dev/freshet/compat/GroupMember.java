@@ -19,7 +19,8 @@ import org.apache.kafka.common.serialization.StringDeserializer;
  *
  * <p>{@code GroupMember [--bootstrap HOST:PORT] [--protocol classic|consumer] [--delay-ms MS] GROUP
  * TOPIC}: prints {@code PARTITION OFFSET VALUE} for every record, commits each poll batch
- * synchronously and then prints {@code committed PARTITION NEXT_OFFSET} per partition (or {@code
+ * synchronously (printing {@code committing} before) and then prints {@code committed PARTITION
+ * NEXT_OFFSET} per partition (or {@code
  * commit-failed ...}). SIGTERM: the batch in hand is finished and committed, the consumer is closed
  * (leaving the group) and {@code closed} is printed.
  */
@@ -93,6 +94,9 @@ public final class GroupMember {
         if (offsets.isEmpty()) {
           continue;
         }
+        // Announced first: a member killed during the commit may or may not have committed.
+        System.out.println("committing");
+        System.out.flush();
         try {
           consumer.commitSync(offsets);
         } catch (Exception e) {
