@@ -110,6 +110,9 @@ pub struct Partitions {
 /// Below this many partitions to open, one thread does it (threads cost more than they save).
 const OPENS_PER_THREAD_MIN: usize = 64;
 
+/// Threads that open logs at once, at least (see [`Partitions::open_all`]).
+const OPEN_THREADS_MIN: usize = 8;
+
 impl Partitions {
     pub fn new(config: &BrokerConfig) -> Self {
         Partitions {
@@ -214,15 +217,18 @@ impl Partitions {
             .collect()
     }
 
-    /// Opens logs on all cores: creating a partition is mostly file creation in the kernel,
-    /// so a topic of thousands of partitions is created in parallel.
+    /// Opens logs on several threads: creating or reopening a partition is mostly file system
+    /// work in the kernel, so thousands of partitions are opened in parallel.
     fn open_all(
         &self,
         image: &MetadataImage,
         to_open: Vec<(TopicPartition, TopicId, i32)>,
     ) -> Vec<(TopicPartition, Result<Partition, LogError>)> {
+        // More threads than cores: opening is mostly waiting for the disk (file creation, the
+        // fsync that makes a removed clean-shutdown marker durable).
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
+            .max(OPEN_THREADS_MIN)
             .min(to_open.len().div_ceil(OPENS_PER_THREAD_MIN).max(1));
         if threads <= 1 {
             return to_open

@@ -86,7 +86,12 @@ impl Log {
             && !clean
             && lso_checkpoint.is_none()
             && !dir.join(RECOVERY_POINT_FILE).exists();
-        if !fresh {
+        // After a clean shutdown with nothing to recover, the recovery point on disk is already
+        // the end of the log (close writes it before the marker): no need to write it again.
+        let up_to_date = clean
+            && recovered.is_empty()
+            && checkpoint::read(&dir, RECOVERY_POINT_FILE)? == Some(leo);
+        if !fresh && !up_to_date {
             checkpoint::sync_dir(&dir)?;
             checkpoint::write(&dir, RECOVERY_POINT_FILE, leo)?;
         }
