@@ -164,12 +164,16 @@ impl Partitions {
         }
         let mut first_error = None;
         let mut to_open = Vec::new();
+        // One merge of defaults and overrides per topic, not per partition.
+        let mut configs: HashMap<String, EffectiveTopicConfig> = HashMap::new();
         for (tp, (topic_id, leader_epoch)) in wanted {
             match self.get(&tp.topic, tp.partition) {
                 Some(p) => {
-                    let config = self.effective_config(&image.topic_config(&tp.topic));
-                    if *p.config() != config {
-                        if let Err(e) = p.reconfigure(config) {
+                    let config = configs
+                        .entry(tp.topic.clone())
+                        .or_insert_with(|| self.effective_config(&image.topic_config(&tp.topic)));
+                    if *p.config() != *config {
+                        if let Err(e) = p.reconfigure(config.clone()) {
                             first_error.get_or_insert(e);
                         }
                     }

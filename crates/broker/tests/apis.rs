@@ -4,14 +4,13 @@
 mod support;
 
 use bytes::Bytes;
-use freshet_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use freshet_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic};
 use freshet_protocol::messages::fetch_response::PartitionData;
 use freshet_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use freshet_protocol::messages::produce_response::PartitionProduceResponse;
 use freshet_protocol::messages::*;
 use freshet_protocol::Uuid;
-use support::{batch, idempotent_batch, now_ms, Client, TestBroker};
+use support::{batch, create_topic, idempotent_batch, now_ms, Client, TestBroker};
 
 const NONE: i16 = 0;
 const OFFSET_OUT_OF_RANGE: i16 = 1;
@@ -23,39 +22,6 @@ const INVALID_PRODUCER_EPOCH: i16 = 47;
 const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
 const INVALID_FETCH_SESSION_EPOCH: i16 = 71;
 const UNKNOWN_TOPIC_ID: i16 = 100;
-
-async fn create_topic(
-    c: &mut Client,
-    name: &str,
-    partitions: i32,
-    configs: &[(&str, &str)],
-) -> Uuid {
-    let request = CreateTopicsRequest {
-        topics: vec![CreatableTopic {
-            name: name.to_string(),
-            num_partitions: partitions,
-            replication_factor: 1,
-            configs: configs
-                .iter()
-                .map(|(k, v)| CreatableTopicConfig {
-                    name: k.to_string(),
-                    value: Some(v.to_string()),
-                    ..Default::default()
-                })
-                .collect(),
-            ..Default::default()
-        }],
-        timeout_ms: 10_000,
-        ..Default::default()
-    };
-    let response = call!(c, 7, CreateTopics, request);
-    assert_eq!(
-        response.topics[0].error_code, NONE,
-        "{:?}",
-        response.topics[0]
-    );
-    response.topics[0].topic_id
-}
 
 async fn produce(
     c: &mut Client,

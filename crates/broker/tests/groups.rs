@@ -128,22 +128,7 @@ async fn fetch_committed(c: &mut Client, topic: &str) -> (i64, i32, Option<Strin
 
 /// Creates topic "t" (one partition), which the commits of these tests name.
 async fn create_topic_t(c: &mut Client) {
-    let created = call!(
-        c,
-        7,
-        CreateTopics,
-        CreateTopicsRequest {
-            topics: vec![create_topics_request::CreatableTopic {
-                name: "t".into(),
-                num_partitions: 1,
-                replication_factor: 1,
-                ..Default::default()
-            }],
-            timeout_ms: 10_000,
-            ..Default::default()
-        }
-    );
-    assert_eq!(created.topics[0].error_code, 0);
+    support::create_topic(c, "t", 1, &[]).await;
 }
 
 async fn find_coordinator(c: &mut Client) -> FindCoordinatorResponse {

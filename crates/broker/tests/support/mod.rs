@@ -202,3 +202,37 @@ pub async fn read_all(
     }
     out
 }
+
+/// Creates a topic (CreateTopics v7), asserting success; returns its id.
+pub async fn create_topic(
+    c: &mut Client,
+    name: &str,
+    partitions: i32,
+    configs: &[(&str, &str)],
+) -> freshet_protocol::Uuid {
+    let request = freshet_protocol::messages::CreateTopicsRequest {
+        topics: vec![
+            freshet_protocol::messages::create_topics_request::CreatableTopic {
+                name: name.to_string(),
+                num_partitions: partitions,
+                replication_factor: 1,
+                configs: configs
+                    .iter()
+                    .map(|(k, v)| {
+                        freshet_protocol::messages::create_topics_request::CreatableTopicConfig {
+                            name: k.to_string(),
+                            value: Some(v.to_string()),
+                            ..Default::default()
+                        }
+                    })
+                    .collect(),
+                ..Default::default()
+            },
+        ],
+        timeout_ms: 10_000,
+        ..Default::default()
+    };
+    let response = call!(c, 7, CreateTopics, request);
+    assert_eq!(response.topics[0].error_code, 0, "{:?}", response.topics[0]);
+    response.topics[0].topic_id
+}
