@@ -2,23 +2,28 @@
 //! when a batch must be retried (same bytes, same producer id and sequence), and which
 //! sequence numbers follow.
 
+#[path = "support/fake_wire.rs"]
+mod fake_wire;
+
+/// The APIs the fake broker offers a producer.
+const PRODUCER_APIS: &[ApiKey] = &[
+    ApiKey::ApiVersions,
+    ApiKey::Metadata,
+    ApiKey::InitProducerId,
+    ApiKey::Produce,
+];
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use freshet_client::{KafkaCode, ProduceError, Producer, ProducerConfig, ProducerRecord};
-use freshet_protocol::messages::api_versions_response::ApiVersion;
-use freshet_protocol::messages::metadata_response::{
-    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
-};
 use freshet_protocol::messages::produce_response::{
     PartitionProduceResponse, TopicProduceResponse,
 };
-use freshet_protocol::messages::{
-    ApiVersionsResponse, InitProducerIdResponse, MetadataResponse, ProduceRequest, ProduceResponse,
-};
-use freshet_protocol::{ApiKey, Decode, Encode, RequestHeader, ResponseHeader};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use freshet_protocol::messages::{InitProducerIdResponse, ProduceRequest, ProduceResponse};
+use freshet_protocol::{ApiKey, Decode, Encode};
+use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 
 const PRODUCER_ID: i64 = 4242;
@@ -49,17 +54,16 @@ async fn start(script: Arc<Mutex<Script>>) -> String {
 
 async fn serve(mut stream: TcpStream, port: u16, script: Arc<Mutex<Script>>) {
     while let Ok(len) = stream.read_i32().await {
-        let mut frame = vec![0u8; len as usize];
-        stream.read_exact(&mut frame).await.unwrap();
-        let mut frame = Bytes::from(frame);
-        let api = ApiKey::from_i16(i16::from_be_bytes([frame[0], frame[1]])).unwrap();
-        let version = i16::from_be_bytes([frame[2], frame[3]]);
-        let header =
-            RequestHeader::decode(&mut frame, api.request_header_version(version)).unwrap();
+        let (api, version, header, mut frame) =
+            fake_wire::read_request_body(&mut stream, len).await;
         let mut body = BytesMut::new();
         match api {
-            ApiKey::ApiVersions => api_versions().encode(&mut body, version).unwrap(),
-            ApiKey::Metadata => metadata(port).encode(&mut body, version).unwrap(),
+            ApiKey::ApiVersions => fake_wire::api_versions(PRODUCER_APIS)
+                .encode(&mut body, version)
+                .unwrap(),
+            ApiKey::Metadata => fake_wire::metadata_one_partition(port)
+                .encode(&mut body, version)
+                .unwrap(),
             ApiKey::InitProducerId => InitProducerIdResponse {
                 producer_id: PRODUCER_ID,
                 producer_epoch: PRODUCER_EPOCH,
@@ -75,62 +79,7 @@ async fn serve(mut stream: TcpStream, port: u16, script: Arc<Mutex<Script>>) {
             }
             other => panic!("unexpected {other:?}"),
         }
-        let mut out = BytesMut::new();
-        ResponseHeader {
-            correlation_id: header.correlation_id,
-            unknown_tagged_fields: Vec::new(),
-        }
-        .encode(&mut out, api.response_header_version(version))
-        .unwrap();
-        out.extend_from_slice(&body);
-        stream.write_i32(out.len() as i32).await.unwrap();
-        stream.write_all(&out).await.unwrap();
-    }
-}
-
-fn api_versions() -> ApiVersionsResponse {
-    let apis = [
-        ApiKey::ApiVersions,
-        ApiKey::Metadata,
-        ApiKey::InitProducerId,
-        ApiKey::Produce,
-    ];
-    ApiVersionsResponse {
-        api_keys: apis
-            .iter()
-            .map(|api| ApiVersion {
-                api_key: api.as_i16(),
-                min_version: 0,
-                max_version: api.valid_versions().1,
-                ..Default::default()
-            })
-            .collect(),
-        ..Default::default()
-    }
-}
-
-fn metadata(port: u16) -> MetadataResponse {
-    MetadataResponse {
-        brokers: vec![MetadataResponseBroker {
-            node_id: 1,
-            host: "127.0.0.1".into(),
-            port: i32::from(port),
-            ..Default::default()
-        }],
-        cluster_id: Some("fake".into()),
-        controller_id: 1,
-        topics: vec![MetadataResponseTopic {
-            name: Some("t".into()),
-            partitions: vec![MetadataResponsePartition {
-                partition_index: 0,
-                leader_id: 1,
-                replica_nodes: vec![1],
-                isr_nodes: vec![1],
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-        ..Default::default()
+        fake_wire::write_response(&mut stream, api, version, header.correlation_id, &body).await;
     }
 }
 

@@ -5,6 +5,9 @@
 //! Every test creates its own topics and groups with a unique suffix, so runs can repeat
 //! against the same broker.
 
+#[path = "support/fake_wire.rs"]
+mod fake_wire;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -731,8 +734,8 @@ mod scripted {
         OffsetFetchResponseGroup, OffsetFetchResponsePartitions, OffsetFetchResponseTopics,
     };
     use freshet_protocol::messages::*;
-    use freshet_protocol::{ApiKey, Decode, Encode, RequestHeader, ResponseHeader};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use freshet_protocol::{ApiKey, Decode, Encode};
+    use tokio::io::AsyncReadExt;
     use tokio::net::{TcpListener, TcpStream};
 
     /// (generation, member id, (partition, offset)s) of an OffsetCommit.
@@ -769,29 +772,22 @@ mod scripted {
 
     async fn serve(mut stream: TcpStream, port: u16, script: Arc<Mutex<Script>>) {
         while let Ok(len) = stream.read_i32().await {
-            let mut frame = vec![0u8; len as usize];
-            stream.read_exact(&mut frame).await.unwrap();
-            let mut frame = Bytes::from(frame);
-            let api = ApiKey::from_i16(i16::from_be_bytes([frame[0], frame[1]])).unwrap();
-            let version = i16::from_be_bytes([frame[2], frame[3]]);
-            let header =
-                RequestHeader::decode(&mut frame, api.request_header_version(version)).unwrap();
+            let (api, version, header, mut frame) =
+                crate::fake_wire::read_request_body(&mut stream, len).await;
             let mut body = BytesMut::new();
             if api == ApiKey::Fetch {
                 // An empty fetch waits a little, as a broker would.
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             answer(api, version, &mut frame, port, &script, &mut body);
-            let mut out = BytesMut::new();
-            ResponseHeader {
-                correlation_id: header.correlation_id,
-                unknown_tagged_fields: Vec::new(),
-            }
-            .encode(&mut out, api.response_header_version(version))
-            .unwrap();
-            out.extend_from_slice(&body);
-            stream.write_i32(out.len() as i32).await.unwrap();
-            stream.write_all(&out).await.unwrap();
+            crate::fake_wire::write_response(
+                &mut stream,
+                api,
+                version,
+                header.correlation_id,
+                &body,
+            )
+            .await;
         }
     }
 

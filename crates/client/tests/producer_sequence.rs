@@ -10,24 +10,29 @@
 //! its non-zero sequence; the first batch's retry can then never be accepted (sequence 0
 //! after the later ones: OUT_OF_ORDER_SEQUENCE_NUMBER until the delivery timeout).
 
+#[path = "support/fake_wire.rs"]
+mod fake_wire;
+
+/// The APIs the fake broker offers a producer.
+const PRODUCER_APIS: &[ApiKey] = &[
+    ApiKey::ApiVersions,
+    ApiKey::Metadata,
+    ApiKey::InitProducerId,
+    ApiKey::Produce,
+];
+
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use freshet_client::{KafkaCode, Producer, ProducerConfig, ProducerRecord};
-use freshet_protocol::messages::api_versions_response::ApiVersion;
-use freshet_protocol::messages::metadata_response::{
-    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
-};
 use freshet_protocol::messages::produce_response::{
     PartitionProduceResponse, TopicProduceResponse,
 };
-use freshet_protocol::messages::{
-    ApiVersionsResponse, InitProducerIdResponse, MetadataResponse, ProduceRequest, ProduceResponse,
-};
-use freshet_protocol::{ApiKey, Decode, Encode, RequestHeader, ResponseHeader};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use freshet_protocol::messages::{InitProducerIdResponse, ProduceRequest, ProduceResponse};
+use freshet_protocol::{ApiKey, Decode, Encode};
+use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 
 /// The first producer id handed out; each InitProducerId gets the next.
@@ -145,17 +150,16 @@ async fn serve(mut stream: TcpStream, port: u16, broker: Arc<Mutex<Broker>>) {
             },
         };
         let Ok(len) = len else { return };
-        let mut frame = vec![0u8; len as usize];
-        stream.read_exact(&mut frame).await.unwrap();
-        let mut frame = Bytes::from(frame);
-        let api = ApiKey::from_i16(i16::from_be_bytes([frame[0], frame[1]])).unwrap();
-        let version = i16::from_be_bytes([frame[2], frame[3]]);
-        let header =
-            RequestHeader::decode(&mut frame, api.request_header_version(version)).unwrap();
+        let (api, version, header, mut frame) =
+            fake_wire::read_request_body(&mut stream, len).await;
         let mut body = BytesMut::new();
         match api {
-            ApiKey::ApiVersions => api_versions().encode(&mut body, version).unwrap(),
-            ApiKey::Metadata => metadata(port).encode(&mut body, version).unwrap(),
+            ApiKey::ApiVersions => fake_wire::api_versions(PRODUCER_APIS)
+                .encode(&mut body, version)
+                .unwrap(),
+            ApiKey::Metadata => fake_wire::metadata_one_partition(port)
+                .encode(&mut body, version)
+                .unwrap(),
             ApiKey::InitProducerId => {
                 let producer_id = {
                     let mut broker = broker.lock().unwrap();
@@ -188,62 +192,7 @@ async fn serve(mut stream: TcpStream, port: u16, broker: Arc<Mutex<Broker>>) {
         if silent_until.is_some() {
             continue;
         }
-        let mut out = BytesMut::new();
-        ResponseHeader {
-            correlation_id: header.correlation_id,
-            unknown_tagged_fields: Vec::new(),
-        }
-        .encode(&mut out, api.response_header_version(version))
-        .unwrap();
-        out.extend_from_slice(&body);
-        stream.write_i32(out.len() as i32).await.unwrap();
-        stream.write_all(&out).await.unwrap();
-    }
-}
-
-fn api_versions() -> ApiVersionsResponse {
-    let apis = [
-        ApiKey::ApiVersions,
-        ApiKey::Metadata,
-        ApiKey::InitProducerId,
-        ApiKey::Produce,
-    ];
-    ApiVersionsResponse {
-        api_keys: apis
-            .iter()
-            .map(|api| ApiVersion {
-                api_key: api.as_i16(),
-                min_version: 0,
-                max_version: api.valid_versions().1,
-                ..Default::default()
-            })
-            .collect(),
-        ..Default::default()
-    }
-}
-
-fn metadata(port: u16) -> MetadataResponse {
-    MetadataResponse {
-        brokers: vec![MetadataResponseBroker {
-            node_id: 1,
-            host: "127.0.0.1".into(),
-            port: i32::from(port),
-            ..Default::default()
-        }],
-        cluster_id: Some("fake".into()),
-        controller_id: 1,
-        topics: vec![MetadataResponseTopic {
-            name: Some("t".into()),
-            partitions: vec![MetadataResponsePartition {
-                partition_index: 0,
-                leader_id: 1,
-                replica_nodes: vec![1],
-                isr_nodes: vec![1],
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-        ..Default::default()
+        fake_wire::write_response(&mut stream, api, version, header.correlation_id, &body).await;
     }
 }
 
