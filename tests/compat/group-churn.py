@@ -158,6 +158,9 @@ def analyse(members, produced, ends):
     failed_commits = 0
     for m in members:
         pending = []  # [(p, o, value, [status])]
+        # Prints whose commit failed while the member may still own the partition: its next
+        # accepted commit of that partition covers them (at-least-once holds, nobody re-reads).
+        failed = {}  # p -> [(o, [status])]
         in_commit_block = False
         for line in m.lines():
             parts = line.split(" ")
@@ -169,6 +172,9 @@ def analyse(members, produced, ends):
                     pending = []
                     in_commit_block = False
                 p, o, v = int(parts[0]), int(parts[1]), parts[2]
+                # A re-read from an earlier offset means the member rewound: the earlier
+                # failed prints at or after it stay failed, the new print is what counts.
+                failed[p] = [(fo, fst) for fo, fst in failed.get(p, []) if fo < o]
                 st = [None, False]  # [outcome, a commit covering it was announced]
                 pending.append((p, o, v, st))
                 occ.setdefault((p, o), []).append((m, st))
@@ -184,6 +190,9 @@ def analyse(members, produced, ends):
                 for p, o, v, st in pending:
                     if p == cp and o < nxt and st[0] is None:
                         st[0] = "committed"
+                for fo, fst in failed.pop(cp, []):
+                    if fo < nxt and fst[0] == "failed":
+                        fst[0] = "committed"
             elif parts[0] == "commit-failed":
                 in_commit_block = True
                 failed_commits += 1
@@ -191,6 +200,7 @@ def analyse(members, produced, ends):
                 for p, o, v, st in pending:
                     if st[0] is None and (only is None or only == p):
                         st[0] = "failed"
+                        failed.setdefault(p, []).append((o, st))
         for p, o, v, st in pending:
             if st[0] is None:
                 if m.fate != "killed":
@@ -263,6 +273,18 @@ def self_test():
         "printed, not killed, never committed": ([
             FakeMember("m0", "terminated", "0 0 a\n0 1 b\n1 0 c\ncommitted 0 2\ncommitted 1 1\n1 0 c"),
         ], "never committed it"),
+        "failed commit covered by the same member's next commit": ([
+            FakeMember("m0", "stopped", "0 0 a\ncommit-failed StaleMemberEpoch\n0 1 b\n1 0 c\n"
+                       "committed 0 2\ncommitted 1 1\nclosed"),
+        ], None),
+        "failed commit, rewound, committed once": ([
+            FakeMember("m0", "stopped", "0 0 a\n0 1 b\ncommit-failed 0 StaleMemberEpoch\n0 0 a\n0 1 b\n"
+                       "1 0 c\ncommitted 0 2\ncommitted 1 1\nclosed"),
+        ], None),
+        "failed commit never covered": ([
+            FakeMember("m0", "stopped", "0 0 a\ncommitted 0 1\n0 1 b\ncommit-failed StaleMemberEpoch\n"
+                       "1 0 c\ncommitted 1 1\nclosed"),
+        ], "committed 0 times"),
         "killed during its commit, which landed": ([
             FakeMember("m0", "killed", "0 0 a\ncommitting\ncommitted 0 1\n0 1 b\n1 0 c\ncommitting"),
         ], None),
