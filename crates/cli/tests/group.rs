@@ -30,6 +30,13 @@ fn freshet(broker: &BrokerProcess, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `freshet group reset-offsets --group GROUP ARGS...`.
+fn reset(broker: &BrokerProcess, group: &str, args: &[&str]) -> Output {
+    let mut all = vec!["group", "reset-offsets", "--group", group];
+    all.extend_from_slice(args);
+    freshet(broker, &all)
+}
+
 fn ok(out: Output) -> String {
     assert!(
         out.status.success(),
@@ -107,18 +114,10 @@ fn reset_plans_and_describe_of_an_empty_group() {
     let broker = BrokerProcess::start(dir.path());
     orders(&broker);
 
-    let plan = ok(freshet(
+    let plan = ok(reset(
         &broker,
-        &[
-            "group",
-            "reset-offsets",
-            "--group",
-            "billing",
-            "--topic",
-            "orders",
-            "--to-earliest",
-            "--execute",
-        ],
+        "billing",
+        &["--topic", "orders", "--to-earliest", "--execute"],
     ));
     assert_eq!(
         plan,
@@ -163,18 +162,10 @@ fn reset_plans_and_describe_of_an_empty_group() {
     );
 
     // A dry run (the default) prints the plan and changes nothing.
-    let out = freshet(
+    let out = reset(
         &broker,
-        &[
-            "group",
-            "reset-offsets",
-            "--group",
-            "billing",
-            "--topic",
-            "orders:0",
-            "--shift-by",
-            "-3",
-        ],
+        "billing",
+        &["--topic", "orders:0", "--shift-by", "-3"],
     );
     assert!(out.status.success());
     assert_eq!(
@@ -192,18 +183,10 @@ fn reset_plans_and_describe_of_an_empty_group() {
 
     // Shifts are kept within [log start, log end].
     let shifted = |by: &str| {
-        ok(freshet(
+        ok(reset(
             &broker,
-            &[
-                "group",
-                "reset-offsets",
-                "--group",
-                "billing",
-                "--all-topics",
-                "--shift-by",
-                by,
-                "--dry-run",
-            ],
+            "billing",
+            &["--all-topics", "--shift-by", by, "--dry-run"],
         ))
     };
     let new_offsets = |plan: String| -> Vec<String> {
@@ -217,13 +200,10 @@ fn reset_plans_and_describe_of_an_empty_group() {
     assert_eq!(new_offsets(shifted("100")), ["10", "4", "0"]);
 
     // By time: the first record at or after it, else the log end.
-    let plan = ok(freshet(
+    let plan = ok(reset(
         &broker,
+        "billing",
         &[
-            "group",
-            "reset-offsets",
-            "--group",
-            "billing",
             "--topic",
             "orders",
             "--to-datetime",
@@ -232,13 +212,10 @@ fn reset_plans_and_describe_of_an_empty_group() {
         ],
     ));
     assert_eq!(new_offsets(plan), ["5", "4", "0"]);
-    let plan = ok(freshet(
+    let plan = ok(reset(
         &broker,
+        "billing",
         &[
-            "group",
-            "reset-offsets",
-            "--group",
-            "billing",
             "--topic",
             "orders",
             "--to-datetime",
@@ -248,58 +225,25 @@ fn reset_plans_and_describe_of_an_empty_group() {
     assert_eq!(new_offsets(plan), ["2", "2", "0"]);
     // Records are stamped in 2026-11-23T10:00: a duration back from now reaches before all
     // of them, the committed offsets stay as they are with --to-current.
-    let plan = ok(freshet(
-        &broker,
-        &[
-            "group",
-            "reset-offsets",
-            "--group",
-            "billing",
-            "--all-topics",
-            "--to-current",
-        ],
-    ));
+    let plan = ok(reset(&broker, "billing", &["--all-topics", "--to-current"]));
     assert_eq!(new_offsets(plan), ["5", "4", "0"]);
-    let plan = ok(freshet(
+    let plan = ok(reset(
         &broker,
-        &[
-            "group",
-            "reset-offsets",
-            "--group",
-            "billing",
-            "--all-topics",
-            "--by-duration",
-            "P36500D",
-        ],
+        "billing",
+        &["--all-topics", "--by-duration", "P36500D"],
     ));
     assert_eq!(new_offsets(plan), ["0", "0", "0"]);
-    let plan = ok(freshet(
+    let plan = ok(reset(
         &broker,
-        &[
-            "group",
-            "reset-offsets",
-            "--group",
-            "billing",
-            "--all-topics",
-            "--to-latest",
-            "--execute",
-        ],
+        "billing",
+        &["--all-topics", "--to-latest", "--execute"],
     ));
     assert_eq!(new_offsets(plan), ["10", "4", "0"]);
     // A second group; --all describes both, in name order.
-    ok(freshet(
+    ok(reset(
         &broker,
-        &[
-            "group",
-            "reset-offsets",
-            "--group",
-            "audit",
-            "--topic",
-            "orders:1",
-            "--to-offset",
-            "1",
-            "--execute",
-        ],
+        "audit",
+        &["--topic", "orders:1", "--to-offset", "1", "--execute"],
     ));
     let all = ok(freshet(&broker, &["group", "describe", "--all"]));
     let named = ok(freshet(&broker, &["group", "describe", "audit", "billing"]));
@@ -495,19 +439,10 @@ fn an_active_group_is_described_and_not_reset() {
     let dir = tempfile::tempdir().unwrap();
     let broker = BrokerProcess::start(dir.path());
     orders(&broker);
-    ok(freshet(
+    ok(reset(
         &broker,
-        &[
-            "group",
-            "reset-offsets",
-            "--group",
-            "live",
-            "--topic",
-            "orders:0",
-            "--to-offset",
-            "6",
-            "--execute",
-        ],
+        "live",
+        &["--topic", "orders:0", "--to-offset", "6", "--execute"],
     ));
     let member = join(&broker, "live", &[0, 2]);
     // The host as the broker reports it (Kafka: "/127.0.0.1").
@@ -593,17 +528,10 @@ fn an_active_group_is_described_and_not_reset() {
     );
 
     assert_eq!(
-        failure(freshet(
+        failure(reset(
             &broker,
-            &[
-                "group",
-                "reset-offsets",
-                "--group",
-                "live",
-                "--all-topics",
-                "--to-earliest",
-                "--execute",
-            ],
+            "live",
+            &["--all-topics", "--to-earliest", "--execute"]
         )),
         "freshet: assignments can only be reset if the group 'live' is inactive, but the \
          current state is Stable"
@@ -633,17 +561,10 @@ fn an_active_group_is_described_and_not_reset() {
     );
 
     member.leave("live");
-    let plan = ok(freshet(
+    let plan = ok(reset(
         &broker,
-        &[
-            "group",
-            "reset-offsets",
-            "--group",
-            "live",
-            "--all-topics",
-            "--to-earliest",
-            "--execute",
-        ],
+        "live",
+        &["--all-topics", "--to-earliest", "--execute"],
     ));
     assert!(
         plan.ends_with("live            orders          0          0\n"),
