@@ -32,9 +32,10 @@ pub enum LogError {
         path: PathBuf,
         source: io::Error,
     },
-    /// An earlier fsync failed. Linux may have dropped the dirty pages, so the log cannot know
-    /// what is on disk; like Kafka (which takes the log directory offline) it refuses all
-    /// further writes until it is reopened and recovered.
+    /// An earlier write, fsync, file creation or deletion failed, so the log is offline: it
+    /// refuses appends, flushes, reads and offset lookups until it is reopened, whose recovery
+    /// cuts off any torn tail. After a failed fsync Linux may have dropped the dirty pages, so
+    /// only a scan can tell what is on disk; Kafka likewise takes the log directory offline.
     Failed { reason: String },
     /// Bytes read back from a segment do not form a valid batch.
     Corrupt {
@@ -92,7 +93,7 @@ impl fmt::Display for LogError {
                 write!(f, "{op} {}: {source}", path.display())
             }
             LogError::Failed { reason } => {
-                write!(f, "log failed earlier and is read-only: {reason}")
+                write!(f, "log is offline after a disk error: {reason}")
             }
             LogError::Corrupt {
                 path,

@@ -20,6 +20,7 @@ mod batch;
 mod checkpoint;
 mod config;
 mod error;
+mod faults;
 mod index;
 mod log;
 mod maintenance;
@@ -28,6 +29,7 @@ mod segment;
 
 pub use crate::config::{FlushPolicy, LogConfig};
 pub use crate::error::{kafka_error, LogError};
+pub use crate::faults::{DiskFaults, Fault, FileOp, EIO, ENOSPC};
 pub use crate::log::{
     AppendInfo, Clock, FetchSlice, Log, OffsetAndTimestamp, OffsetQuery, OpenStats,
     RetentionOutcome, SystemClock,

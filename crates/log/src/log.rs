@@ -16,6 +16,7 @@ use crate::batch::{self, BatchInfo};
 use crate::checkpoint;
 use crate::config::{FlushPolicy, LogConfig};
 use crate::error::LogError;
+use crate::faults::{DiskFaults, FileOp};
 use crate::index;
 use crate::segment::{IndexLimits, Segment, SegmentFile, NO_TIMESTAMP};
 
@@ -140,7 +141,7 @@ pub(crate) struct SyncState {
     pub durable_offset: i64,
     /// A flush (or an exclusive operation) is running; others wait on `sync_done`.
     pub in_flight: bool,
-    /// Set by a failed fsync; sticky (see [`LogError::Failed`]).
+    /// Set by the first failed write-side system call; sticky (see [`LogError::Failed`]).
     pub failed: Option<String>,
     /// Flush rounds completed since open (each one fsync per dirty file).
     pub flush_rounds: u64,
@@ -166,6 +167,8 @@ pub struct Log {
     pub(crate) failed_flag: AtomicBool,
     pub(crate) sync_done: Condvar,
     pub(crate) open_stats: OpenStats,
+    /// Fault injection for tests, shared by every segment (see [`DiskFaults`]).
+    pub(crate) faults: DiskFaults,
 }
 
 impl Log {
@@ -214,6 +217,18 @@ impl Log {
         &self.open_stats
     }
 
+    /// The fault-injection handle of this log's files. A test seam: tests arm it to make
+    /// writes, fsyncs, reads or file creations fail; nothing else does.
+    pub fn disk_faults(&self) -> &DiskFaults {
+        &self.faults
+    }
+
+    /// Whether a disk error took the log offline (every operation but the offset getters then
+    /// returns [`LogError::Failed`] until the log is reopened).
+    pub fn is_failed(&self) -> bool {
+        self.failed_flag.load(Ordering::Acquire)
+    }
+
     /// Bytes of all segments.
     pub fn size_bytes(&self) -> u64 {
         self.segments()
@@ -243,11 +258,15 @@ impl Log {
         self.segments().last().expect("never empty").clone()
     }
 
+    /// The append lock, for an operation that may change the log's files: refused once the log
+    /// is closed or failed (checked under the lock, so no change starts after a failure that
+    /// was marked under it).
     pub(crate) fn writer(&self) -> Result<MutexGuard<'_, WriterState>, LogError> {
         let w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         if w.closed {
             return Err(LogError::Closed);
         }
+        self.check_not_failed()?;
         Ok(w)
     }
 
@@ -255,8 +274,9 @@ impl Log {
         self.sync.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn check_not_failed(&self) -> Result<(), LogError> {
-        if !self.failed_flag.load(Ordering::Acquire) {
+    /// `Err(Failed)` once a disk error took the log offline.
+    pub fn check_not_failed(&self) -> Result<(), LogError> {
+        if !self.is_failed() {
             return Ok(());
         }
         match &self.sync_state().failed {
@@ -265,6 +285,37 @@ impl Log {
             }),
             None => Ok(()),
         }
+    }
+
+    /// Takes the log offline if `e` is a failed system call, and passes `e` on. Called on every
+    /// error of an operation that changes the log's files (append, roll, flush, truncation,
+    /// deletion, checkpoints): after such an error the files may hold a torn batch, or data
+    /// the kernel could not write back, and only recovery at the next open can tell which
+    /// bytes are whole. Kafka does the same at directory scope (an `IOException` takes the log
+    /// directory offline). May be called with the append lock held, never with `sync` held.
+    fn fail(&self, e: LogError) -> LogError {
+        if let LogError::Io { .. } = e {
+            self.mark_failed(&mut self.sync_state(), &e);
+        }
+        e
+    }
+
+    /// [`Log::fail`] with `sync` already held: a flush or exclusive operation marks its own
+    /// failure before it clears `in_flight`, so no waiter can start another fsync in between
+    /// (one that might succeed on pages the kernel already dropped).
+    fn mark_failed(&self, s: &mut SyncState, e: &LogError) {
+        if let LogError::Io { .. } = e {
+            s.failed.get_or_insert_with(|| e.to_string());
+            self.failed_flag.store(true, Ordering::Release);
+        }
+    }
+
+    /// fsync of the log directory, through the fault seam ([`FileOp::Sync`]).
+    fn sync_dir(&self) -> Result<(), LogError> {
+        self.faults
+            .check(FileOp::Sync)
+            .map_err(|e| LogError::io("fsync directory", &self.dir, e))?;
+        checkpoint::sync_dir(&self.dir)
     }
 
     /// Appends one batch and, per the flush policy, waits until it is durable. The batch is
@@ -298,7 +349,6 @@ impl Log {
         // One read of the config per append (it is replaced whole by `set_config`).
         let config = self.config();
         check_append_size(&config, &info)?;
-        self.check_not_failed()?;
         let now_ms = self.clock.now_ms();
         let mut w = self.writer()?;
         let base_offset = self.log_end_offset();
@@ -308,8 +358,15 @@ impl Log {
             ..info
         };
         batch::assign(batch, base_offset, leader_epoch);
-        let active = self.maybe_roll(&mut w, &config, &info, now_ms)?;
-        active.append(batch, &info, &self.limits, now_ms)?;
+        // On an error nothing below moves the log end offset: a torn write's bytes lie past the
+        // segment's size (readers never see them) and the log goes offline until recovery cuts
+        // them off.
+        let active = self
+            .maybe_roll(&mut w, &config, &info, now_ms)
+            .map_err(|e| self.fail(e))?;
+        active
+            .append(batch, &info, &self.limits, now_ms)
+            .map_err(|e| self.fail(e))?;
         self.log_end_offset
             .store(info.last_offset + 1, Ordering::Release);
         w.mark_dirty(&active);
@@ -357,7 +414,7 @@ impl Log {
         }
         active.seal()?;
         w.mark_dirty(&active);
-        let new = Arc::new(Segment::create(&self.dir, info.base_offset)?);
+        let new = Arc::new(Segment::create(&self.dir, info.base_offset, &self.faults)?);
         w.dir_dirty = true;
         let mut segments = self.segments().as_ref().clone();
         segments.push(new.clone());
@@ -409,14 +466,13 @@ impl Log {
                     s.durable_offset = s.durable_offset.max(*end);
                     s.flush_rounds += 1;
                 }
-                // Only a failed system call poisons the log; `Closed` is not a disk failure.
-                Err(e @ LogError::Io { .. }) => {
-                    s.failed = Some(e.to_string());
-                    self.failed_flag.store(true, Ordering::Release);
-                }
-                Err(_) => {}
+                // Only a failed system call takes the log offline; `Closed` is not a disk
+                // failure. Every waiter then sees `Failed`: after a failed fsync Linux may have
+                // dropped the dirty pages, so no later fsync could prove them durable.
+                Err(e) => self.mark_failed(&mut s, e),
             }
             self.sync_done.notify_all();
+            drop(s);
             result?;
         }
     }
@@ -451,7 +507,7 @@ impl Log {
             }
         }
         if dir_dirty {
-            checkpoint::sync_dir(&self.dir)?;
+            self.sync_dir()?;
         }
         if sealed_synced {
             self.write_recovery_point(end)?;
@@ -482,6 +538,9 @@ impl Log {
         let mut s = self.sync_state();
         s.in_flight = false;
         s.durable_offset = s.durable_offset.min(self.log_end_offset());
+        if let Err(e) = &result {
+            self.mark_failed(&mut s, e);
+        }
         self.sync_done.notify_all();
         result
     }
@@ -496,6 +555,7 @@ impl Log {
         max_bytes: u32,
         upper_bound_offset: Option<i64>,
     ) -> Result<Option<FetchSlice>, LogError> {
+        self.check_not_failed()?;
         let segments = self.segments();
         let leo = self.log_end_offset();
         let lso = self.log_start_offset();
@@ -523,6 +583,7 @@ impl Log {
 
     /// ListOffsets.
     pub fn offset_for(&self, query: OffsetQuery) -> Result<Option<OffsetAndTimestamp>, LogError> {
+        self.check_not_failed()?;
         let at = |offset| {
             Some(OffsetAndTimestamp {
                 offset,
@@ -657,7 +718,7 @@ impl Log {
         for seg in old.iter() {
             seg.delete_files()?;
         }
-        let fresh = Arc::new(Segment::create(&self.dir, offset)?);
+        let fresh = Arc::new(Segment::create(&self.dir, offset, &self.faults)?);
         self.publish_segments(vec![fresh]);
         w.dirty.clear();
         checkpoint::sync_dir(&self.dir)?;
@@ -684,7 +745,8 @@ impl Log {
         if offset <= lso {
             return Ok(lso);
         }
-        checkpoint::write(&self.dir, checkpoint::LOG_START_OFFSET_FILE, offset)?;
+        checkpoint::write(&self.dir, checkpoint::LOG_START_OFFSET_FILE, offset)
+            .map_err(|e| self.fail(e))?;
         self.log_start_offset.store(offset, Ordering::Release);
         self.delete_old_segments(&mut w, |_, next_base, _| next_base <= offset)?;
         Ok(offset)
@@ -740,7 +802,7 @@ impl Log {
         for seg in &segments[..n] {
             outcome.segments_deleted += 1;
             outcome.bytes_deleted += u64::from(seg.size_bytes());
-            seg.delete_files()?;
+            seg.delete_files().map_err(|e| self.fail(e))?;
         }
         Ok(outcome)
     }
@@ -776,7 +838,6 @@ impl Log {
     /// Flushes everything, writes the checkpoints and the clean-shutdown marker; the next
     /// open then skips recovery. Later calls on this log return [`LogError::Closed`].
     pub fn close(&self) -> Result<(), LogError> {
-        self.check_not_failed()?;
         self.exclusive(|w| {
             let segments = self.segments();
             let active = segments.last().expect("never empty");

@@ -16,6 +16,7 @@ use crate::checkpoint::{
 };
 use crate::config::LogConfig;
 use crate::error::LogError;
+use crate::faults::DiskFaults;
 use crate::log::{Clock, Log, OpenStats, SyncState, SystemClock, WriterState};
 use crate::segment::{
     self, IndexLimits, Segment, DELETED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX,
@@ -34,6 +35,7 @@ impl Log {
         clock: Arc<dyn Clock>,
     ) -> Result<Log, LogError> {
         config.validate()?;
+        let faults = DiskFaults::new();
         let dir = dir.as_ref().to_path_buf();
         fs::create_dir_all(&dir).map_err(|e| LogError::io("create directory", &dir, e))?;
         let bases = list_segments(&dir)?;
@@ -53,12 +55,13 @@ impl Log {
             ..OpenStats::default()
         };
         let (mut segments, recovered) =
-            load_segments(&dir, &bases, recovery_point, &limits, &mut stats)?;
+            load_segments(&dir, &bases, recovery_point, &limits, &mut stats, &faults)?;
         let lso_checkpoint = checkpoint::read(&dir, LOG_START_OFFSET_FILE)?;
         if segments.is_empty() {
             segments.push(Arc::new(Segment::create(
                 &dir,
                 lso_checkpoint.unwrap_or(0),
+                &faults,
             )?));
         }
         let first_base = segments[0].base_offset();
@@ -70,7 +73,7 @@ impl Log {
             for seg in &segments {
                 seg.delete_files()?;
             }
-            segments = vec![Arc::new(Segment::create(&dir, lso)?)];
+            segments = vec![Arc::new(Segment::create(&dir, lso, &faults)?)];
             leo = lso;
         }
         lso = lso.min(leo);
@@ -125,6 +128,7 @@ impl Log {
             failed_flag: AtomicBool::new(false),
             sync_done: Condvar::new(),
             open_stats: stats,
+            faults,
         })
     }
 }
@@ -140,11 +144,12 @@ fn load_segments(
     recovery_point: i64,
     limits: &IndexLimits,
     stats: &mut OpenStats,
+    faults: &DiskFaults,
 ) -> Result<Loaded, LogError> {
     let mut segments = Vec::with_capacity(bases.len());
     let mut recovered = Vec::new();
     for (i, &base) in bases.iter().enumerate() {
-        let seg = Arc::new(Segment::open(dir, base)?);
+        let seg = Arc::new(Segment::open(dir, base, faults)?);
         let next_base = bases.get(i + 1).copied();
         let trusted = recovery_point == i64::MAX || next_base.is_some_and(|n| n <= recovery_point);
         let mut ended_early = false;
@@ -161,7 +166,7 @@ fn load_segments(
         segments.push(seg);
         if (ended_early || gap) && next_base.is_some() {
             for &later in &bases[i + 1..] {
-                Segment::open(dir, later)?.delete_files()?;
+                Segment::open(dir, later, faults)?.delete_files()?;
                 stats.segments_deleted += 1;
             }
             break;

@@ -11,6 +11,7 @@ use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::batch::{self, BatchInfo, HEADER_BYTES};
 use crate::error::LogError;
+use crate::faults::{DiskFaults, FileOp};
 use crate::index::{self, OffsetEntry, TimeEntry, OFFSET_ENTRY_BYTES, TIME_ENTRY_BYTES};
 
 pub const LOG_SUFFIX: &str = "log";
@@ -43,6 +44,9 @@ pub struct SegmentFile {
     base_offset: i64,
     path: PathBuf,
     file: File,
+    /// The log's fault-injection handle (a test seam; see [`crate::DiskFaults`]). Every
+    /// system call on this segment's files asks it first.
+    faults: DiskFaults,
 }
 
 impl SegmentFile {
@@ -63,15 +67,24 @@ impl SegmentFile {
 
     /// Fills `buf` from byte `position` of the file.
     pub fn read_exact_at(&self, buf: &mut [u8], position: u64) -> Result<(), LogError> {
-        self.file
-            .read_exact_at(buf, position)
+        self.faults
+            .check(FileOp::Read)
+            .and_then(|()| self.file.read_exact_at(buf, position))
             .map_err(|e| LogError::io("read", &self.path, e))
     }
 
+    /// Writes all of `buf` at `position`. On an error, any prefix of `buf` may have reached
+    /// the file (a short write): the caller must not count those bytes as part of the log.
     fn write_all_at(&self, buf: &[u8], position: u64) -> Result<(), LogError> {
-        self.file
-            .write_all_at(buf, position)
+        pwrite_all(&self.faults, &self.file, buf, position)
             .map_err(|e| LogError::io("write", &self.path, e))
+    }
+
+    fn set_len(&self, len_bytes: u64) -> Result<(), LogError> {
+        self.faults
+            .check(FileOp::Write)
+            .and_then(|()| self.file.set_len(len_bytes))
+            .map_err(|e| LogError::io("truncate", &self.path, e))
     }
 
     fn corrupt(&self, position_bytes: u64, reason: impl Into<String>) -> LogError {
@@ -205,15 +218,19 @@ pub struct ScanEnd {
 
 impl Segment {
     /// Creates a new, empty segment (replacing stale files of the same name).
-    pub fn create(dir: &Path, base_offset: i64) -> Result<Segment, LogError> {
+    pub fn create(dir: &Path, base_offset: i64, faults: &DiskFaults) -> Result<Segment, LogError> {
         let open = |suffix: &str| -> Result<(PathBuf, File), LogError> {
             let path = dir.join(file_name(base_offset, suffix));
-            let file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&path)
+            let file = faults
+                .check(FileOp::Create)
+                .and_then(|()| {
+                    OpenOptions::new()
+                        .read(true)
+                        .write(true)
+                        .create(true)
+                        .truncate(true)
+                        .open(&path)
+                })
                 .map_err(|e| LogError::io("create", &path, e))?;
             Ok((path, file))
         };
@@ -226,20 +243,25 @@ impl Segment {
             base_offset,
             files,
             SegmentMeta::empty(base_offset),
+            faults,
         ))
     }
 
     /// Opens an existing segment's files (the indexes are created if missing) with empty
     /// metadata; the caller loads or rebuilds it.
-    pub fn open(dir: &Path, base_offset: i64) -> Result<Segment, LogError> {
+    pub fn open(dir: &Path, base_offset: i64, faults: &DiskFaults) -> Result<Segment, LogError> {
         let open = |suffix: &str, create: bool| -> Result<(PathBuf, File), LogError> {
             let path = dir.join(file_name(base_offset, suffix));
-            let file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(create)
-                .truncate(false)
-                .open(&path)
+            let file = faults
+                .check(FileOp::Create)
+                .and_then(|()| {
+                    OpenOptions::new()
+                        .read(true)
+                        .write(true)
+                        .create(create)
+                        .truncate(false)
+                        .open(&path)
+                })
                 .map_err(|e| LogError::io("open", &path, e))?;
             Ok((path, file))
         };
@@ -251,7 +273,8 @@ impl Segment {
             open(INDEX_SUFFIX, true)?,
             open(TIME_INDEX_SUFFIX, true)?,
         );
-        let mut seg = Segment::from_files(base_offset, files, SegmentMeta::empty(base_offset));
+        let mut seg =
+            Segment::from_files(base_offset, files, SegmentMeta::empty(base_offset), faults);
         seg.indexes_missing = indexes_missing;
         Ok(seg)
     }
@@ -264,12 +287,14 @@ impl Segment {
             (PathBuf, File),
         ),
         meta: SegmentMeta,
+        faults: &DiskFaults,
     ) -> Segment {
         Segment {
             log: std::sync::Arc::new(SegmentFile {
                 base_offset,
                 path: log_path,
                 file: log,
+                faults: faults.clone(),
             }),
             index_path,
             time_index_path,
@@ -347,12 +372,12 @@ impl Segment {
             &mut buf,
         );
         let at = (meta.offset_entries_on_disk * OFFSET_ENTRY_BYTES) as u64;
-        write_at(&self.index_path, &buf, at)?;
+        write_at(&self.log.faults, &self.index_path, &buf, at)?;
         meta.offset_entries_on_disk = meta.offset_entries.len();
         buf.clear();
         index::encode_time_entries(&meta.time_entries[meta.time_entries_on_disk..], &mut buf);
         let at = (meta.time_entries_on_disk * TIME_ENTRY_BYTES) as u64;
-        write_at(&self.time_index_path, &buf, at)?;
+        write_at(&self.log.faults, &self.time_index_path, &buf, at)?;
         meta.time_entries_on_disk = meta.time_entries.len();
         Ok(())
     }
@@ -360,8 +385,9 @@ impl Segment {
     /// fsyncs the data file (`fdatasync`: data and the size needed to read it back).
     pub fn sync_data(&self) -> Result<(), LogError> {
         self.log
-            .file
-            .sync_data()
+            .faults
+            .check(FileOp::Sync)
+            .and_then(|()| self.log.file.sync_data())
             .map_err(|e| LogError::io("fsync", &self.log.path, e))
     }
 
@@ -370,7 +396,10 @@ impl Segment {
         self.write_index_files()?;
         for path in [&self.index_path, &self.time_index_path] {
             if let Some(file) = open_index(path)? {
-                file.sync_data()
+                self.log
+                    .faults
+                    .check(FileOp::Sync)
+                    .and_then(|()| file.sync_data())
                     .map_err(|e| LogError::io("fsync", path, e))?;
             }
         }
@@ -387,8 +416,8 @@ impl Segment {
         let Ok(size_bytes) = u32::try_from(log_len) else {
             return Ok(false);
         };
-        let index_bytes = read_file(&self.index_path)?;
-        let time_bytes = read_file(&self.time_index_path)?;
+        let index_bytes = read_file(&self.log.faults, &self.index_path)?;
+        let time_bytes = read_file(&self.log.faults, &self.time_index_path)?;
         let base = self.base_offset();
         let next_rel = next_offset_hint.map(|n| (n - base).max(0) as u64);
         let Some(offsets) = index::decode_offset_entries(&index_bytes, log_len) else {
@@ -427,10 +456,7 @@ impl Segment {
             meta.record_batch(base, pos, info, limits);
         })?;
         if end.valid_end_bytes < file_len {
-            self.log
-                .file
-                .set_len(end.valid_end_bytes)
-                .map_err(|e| LogError::io("truncate", &self.log.path, e))?;
+            self.log.set_len(end.valid_end_bytes)?;
         }
         self.replace_meta_and_index_files(meta)?;
         Ok(end)
@@ -543,8 +569,8 @@ impl Segment {
     }
 
     fn replace_meta_and_index_files(&self, mut meta: SegmentMeta) -> Result<(), LogError> {
-        truncate_file(&self.index_path, 0)?;
-        truncate_file(&self.time_index_path, 0)?;
+        truncate_file(&self.log.faults, &self.index_path, 0)?;
+        truncate_file(&self.log.faults, &self.time_index_path, 0)?;
         meta.offset_entries_on_disk = 0;
         meta.time_entries_on_disk = 0;
         *self.meta_mut() = meta;
@@ -620,10 +646,7 @@ impl Segment {
     /// is `next_offset`, and rebuilds its metadata from batch headers (truncation is rare: it
     /// serves replication).
     pub fn truncate_to(&self, position: u32, limits: &IndexLimits) -> Result<(), LogError> {
-        self.log
-            .file
-            .set_len(u64::from(position))
-            .map_err(|e| LogError::io("truncate", &self.log.path, e))?;
+        self.log.set_len(u64::from(position))?;
         let base = self.base_offset();
         let mut meta = SegmentMeta::empty(base);
         self.scan(
@@ -669,29 +692,42 @@ fn open_index(path: &Path) -> Result<Option<File>, LogError> {
     }
 }
 
-fn write_at(path: &Path, buf: &[u8], at: u64) -> Result<(), LogError> {
+fn write_at(faults: &DiskFaults, path: &Path, buf: &[u8], at: u64) -> Result<(), LogError> {
     if buf.is_empty() {
         return Ok(());
     }
-    match open_index(path)? {
-        Some(file) => file
-            .write_all_at(buf, at)
-            .map_err(|e| LogError::io("write", path, e)),
-        None => Ok(()),
+    let Some(file) = open_index(path)? else {
+        return Ok(());
+    };
+    pwrite_all(faults, &file, buf, at).map_err(|e| LogError::io("write", path, e))
+}
+
+/// `pwrite` of all of `buf` at `at`, through the fault seam: an armed torn-write fault stores
+/// a prefix of `buf`, then fails, as a real short write followed by an error does.
+fn pwrite_all(faults: &DiskFaults, file: &File, buf: &[u8], at: u64) -> std::io::Result<()> {
+    match faults.check_write(buf.len()) {
+        Ok(()) => file.write_all_at(buf, at),
+        Err(torn) => file
+            .write_all_at(&buf[..torn.written_bytes], at)
+            .and(Err(torn.error)),
     }
 }
 
-fn truncate_file(path: &Path, len: u64) -> Result<(), LogError> {
+fn truncate_file(faults: &DiskFaults, path: &Path, len: u64) -> Result<(), LogError> {
     match open_index(path)? {
-        Some(file) => file
-            .set_len(len)
+        Some(file) => faults
+            .check(FileOp::Write)
+            .and_then(|()| file.set_len(len))
             .map_err(|e| LogError::io("truncate", path, e)),
         None => Ok(()),
     }
 }
 
-fn read_file(path: &Path) -> Result<Vec<u8>, LogError> {
-    fs::read(path).map_err(|e| LogError::io("read", path, e))
+fn read_file(faults: &DiskFaults, path: &Path) -> Result<Vec<u8>, LogError> {
+    faults
+        .check(FileOp::Read)
+        .and_then(|()| fs::read(path))
+        .map_err(|e| LogError::io("read", path, e))
 }
 
 fn rename_if_present(from: &Path, to: &Path) -> Result<(), LogError> {
