@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use freshet_client::{KafkaCode, Producer, ProducerConfig, ProducerRecord};
+use freshet_client::{DeliveryFuture, KafkaCode, Producer, ProducerConfig, ProducerRecord};
 use freshet_protocol::messages::produce_response::{
     PartitionProduceResponse, TopicProduceResponse,
 };
@@ -215,6 +215,31 @@ fn produce(request: &ProduceRequest, broker: &Mutex<Broker>) -> ProduceResponse 
     }
 }
 
+/// A producer with quick retries and a short delivery timeout; with `one_record_batches`
+/// every record is a batch of its own, so several batches of a partition can be in flight.
+fn producer(addr: &str, one_record_batches: bool) -> Producer {
+    let mut config = ProducerConfig::new(addr);
+    config.retry_backoff_ms = 10;
+    config.linger_ms = 0;
+    config.delivery_timeout_ms = 3_000;
+    if one_record_batches {
+        config.batch_bytes_max = 1;
+        config.max_in_flight_per_partition = 5;
+    }
+    Producer::new(config).unwrap()
+}
+
+/// Each delivery's offset or error message, in the order given.
+async fn outcomes(
+    deliveries: impl IntoIterator<Item = DeliveryFuture>,
+) -> Vec<Result<i64, String>> {
+    let mut out = Vec::new();
+    for delivery in deliveries {
+        out.push(delivery.await.map(|m| m.offset).map_err(|e| e.to_string()));
+    }
+    out
+}
+
 #[tokio::test]
 async fn first_batch_refused_while_later_ones_are_in_flight_still_lands_first() {
     let broker = Arc::new(Mutex::new(Broker {
@@ -222,22 +247,11 @@ async fn first_batch_refused_while_later_ones_are_in_flight_still_lands_first() 
         ..Default::default()
     }));
     let addr = start(broker.clone()).await;
-    let mut config = ProducerConfig::new(&addr);
-    config.retry_backoff_ms = 10;
-    config.linger_ms = 0;
-    // Every record is a batch of its own, so several batches of the partition can be in
-    // flight at once.
-    config.batch_bytes_max = 1;
-    config.max_in_flight_per_partition = 5;
-    config.delivery_timeout_ms = 3_000;
-    let producer = Producer::new(config).unwrap();
+    let producer = producer(&addr, true);
     let deliveries: Vec<_> = (0..12)
         .map(|i| producer.send(ProducerRecord::new("t", format!("v{i}")).with_partition(0)))
         .collect();
-    let mut offsets = Vec::new();
-    for delivery in deliveries {
-        offsets.push(delivery.await.map(|m| m.offset).map_err(|e| e.to_string()));
-    }
+    let offsets = outcomes(deliveries).await;
     producer.close().await.unwrap();
     let answered = broker.lock().unwrap().answered.clone();
     let expected: Vec<Result<i64, String>> = (0..12).map(Ok).collect();
@@ -259,20 +273,11 @@ async fn retry_whose_answer_is_lost_again_stays_a_duplicate() {
         ..Default::default()
     }));
     let addr = start(broker.clone()).await;
-    let mut config = ProducerConfig::new(&addr);
-    config.retry_backoff_ms = 10;
-    config.linger_ms = 0;
-    config.batch_bytes_max = 1;
-    config.max_in_flight_per_partition = 5;
-    config.delivery_timeout_ms = 3_000;
-    let producer = Producer::new(config).unwrap();
+    let producer = producer(&addr, true);
     let deliveries: Vec<_> = (0..20)
         .map(|i| producer.send(ProducerRecord::new("t", format!("v{i}")).with_partition(0)))
         .collect();
-    let mut offsets = Vec::new();
-    for delivery in deliveries {
-        offsets.push(delivery.await.map(|m| m.offset).map_err(|e| e.to_string()));
-    }
+    let offsets = outcomes(deliveries).await;
     producer.close().await.unwrap();
     let answered = broker.lock().unwrap().answered.clone();
     let expected: Vec<Result<i64, String>> = (0..20).map(Ok).collect();
@@ -297,26 +302,17 @@ async fn batch_refused_for_good_does_not_leave_a_gap_that_blocks_the_partition()
         ..Default::default()
     }));
     let addr = start(broker.clone()).await;
-    let mut config = ProducerConfig::new(&addr);
-    config.retry_backoff_ms = 10;
-    config.linger_ms = 0;
-    config.delivery_timeout_ms = 3_000;
-    let producer = Producer::new(config).unwrap();
+    let producer = producer(&addr, false);
     let send =
         |value: &str| producer.send(ProducerRecord::new("t", value.to_owned()).with_partition(0));
     assert_eq!(send("a").await.unwrap().offset, 0);
     let refused = send("b").await.unwrap_err().to_string();
     assert!(refused.contains("MESSAGE_TOO_LARGE"), "{refused}");
     // Sequence 1 was never written: sequence 2 of the same producer id would be out of
-    // order for ever.
+    // order for ever. One at a time: each is sent after the previous one is answered.
     let mut offsets = Vec::new();
     for value in ["c", "d", "e"] {
-        offsets.push(
-            send(value)
-                .await
-                .map(|m| m.offset)
-                .map_err(|e| e.to_string()),
-        );
+        offsets.extend(outcomes([send(value)]).await);
     }
     producer.close().await.unwrap();
     let answered = broker.lock().unwrap().answered.clone();
@@ -334,23 +330,14 @@ async fn batches_behind_one_refused_for_good_move_to_the_new_producer_id() {
         ..Default::default()
     }));
     let addr = start(broker.clone()).await;
-    let mut config = ProducerConfig::new(&addr);
-    config.retry_backoff_ms = 10;
-    config.linger_ms = 0;
-    config.batch_bytes_max = 1;
-    config.delivery_timeout_ms = 3_000;
-    let producer = Producer::new(config).unwrap();
+    let producer = producer(&addr, true);
     let send =
         |value: &str| producer.send(ProducerRecord::new("t", value.to_owned()).with_partition(0));
     assert_eq!(send("a").await.unwrap().offset, 0);
     // Three batches in flight at once: sequence 1 is refused, 2 and 3 are then out of
     // order under the first producer id and can only be written under a new one.
-    let pending = [send("b"), send("c"), send("d")];
-    let mut results = Vec::new();
-    for delivery in pending {
-        results.push(delivery.await.map(|m| m.offset).map_err(|e| e.to_string()));
-    }
-    let after = send("e").await.map(|m| m.offset).map_err(|e| e.to_string());
+    let results = outcomes([send("b"), send("c"), send("d")]).await;
+    let after = outcomes([send("e")]).await.remove(0);
     producer.close().await.unwrap();
     let answered = broker.lock().unwrap().answered.clone();
     assert!(
