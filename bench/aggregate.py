@@ -15,7 +15,7 @@ import statistics
 import sys
 from collections import defaultdict
 
-METRIC_ORDER = ["mb_per_s", "records_per_s", "avg_latency_ms", "p99_latency_ms", "p50_ms", "p99_ms",
+METRIC_ORDER = ["mb_per_s", "records_per_s", "mb_per_s_with_join", "group_join_ms", "avg_latency_ms", "p99_latency_ms", "p50_ms", "p99_ms",
                 "p999_ms", "max_ms", "achieved_rate", "cpu_s_per_gb", "rss_mib", "startup_ms",
                 "create_s", "metadata_ms_median", "restart_to_first_produce_ms", "disk_mb_per_s", "tcp_mb_per_s"]
 MODE_TEXT = {
@@ -115,7 +115,7 @@ def charts(out, e2e, prefix):
     made = []
     for mode in ("nofsync", "fsync"):
         cases = sorted({c for (w, m, c, metric) in out if w == "produce" and m == mode and metric == "mb_per_s"},
-                       key=lambda c: (c.startswith("native"), c))
+                       key=lambda c: (c.startswith("native"), c.startswith("perf"), c))
         if not cases:
             continue
         fig, ax = plt.subplots(figsize=(12, 4.5))
@@ -127,7 +127,8 @@ def charts(out, e2e, prefix):
         ax.set_xticks(list(xs))
         ax.set_xticklabels(cases, rotation=40, ha="right", fontsize=8)
         ax.set_ylabel("MB/s (median)")
-        ax.set_title(f"Produce throughput (ProducerPerformance; native = librdkafka), {MODE_TEXT[mode].split(' (')[0]}")
+        ax.set_title("Produce throughput (ProducerPerformance; native = librdkafka; perf = freshet perf), "
+                     f"{MODE_TEXT[mode].split(' (')[0]}")
         ax.legend()
         fig.tight_layout()
         path = f"{prefix}-produce-{mode}.png"
@@ -172,7 +173,8 @@ def notes(out, quick):
                     "host cache, so the fsync rows cost less here than on a disk that honours them.")
     if quick:
         said.append("With the quick record counts, a ProducerPerformance row is mostly the Java tool's own "
-                    "start-up and warm-up on one core; the `native` rows show the brokers' throughput better.")
+                    "start-up and warm-up on one core; the `native` (librdkafka) and `perf` (`freshet perf`) rows "
+                    "show the brokers' throughput better.")
     return [f"- {s}" for s in said] + ([""] if said else [])
 
 

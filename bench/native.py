@@ -10,9 +10,10 @@ Every sub-command prints one JSON object on stdout; bench/run.sh stores it as is
   tcp-ceiling   copy bytes over a loopback TCP socket, MB/s
   evict         drop a directory's files from the page cache (for cold-cache reads, without root)
 
-Used instead of Kafka's ConsumerPerformance and EndToEndLatency because both need a group
-coordinator (ConsumerPerformance subscribes; EndToEndLatency calls commitSync), and Freshet has
-no consumer groups yet.
+bench/run.sh runs these next to Kafka's own ConsumerPerformance and EndToEndLatency (both need a
+group coordinator, which Freshet has): `consume` reads by assign() with no group join, so its
+figure holds no rebalance, and `e2e` sends at a fixed rate, while EndToEndLatency sends one
+record at a time and waits for it (a round trip with nothing queued).
 """
 import argparse
 import json
@@ -264,11 +265,23 @@ def tcp_ceiling(args):
 
 def many_partitions(args):
     """Creates one topic with args.partitions partitions, times it until the metadata shows every
-    partition with a leader, then times Metadata requests for that topic."""
+    partition with a leader, then times Metadata requests for that topic.
+
+    Kafka's KRaft controller refuses an operation of more than 10,000 records ("Unable to perform
+    excessively large batch operation": a topic record plus one per partition), so the topic is
+    created with args.step partitions and grown by CreatePartitions in steps of args.step, the
+    same requests for both brokers."""
+    from confluent_kafka.admin import NewPartitions
+
     admin = AdminClient({"bootstrap.servers": args.bootstrap, "log_level": 2})
     t0 = time.perf_counter()
-    admin.create_topics([NewTopic(args.topic, num_partitions=args.partitions, replication_factor=1)],
+    count = min(args.partitions, args.step)
+    admin.create_topics([NewTopic(args.topic, num_partitions=count, replication_factor=1)],
                         operation_timeout=600)[args.topic].result(timeout=900)
+    while count < args.partitions:
+        count = min(args.partitions, count + args.step)
+        admin.create_partitions([NewPartitions(args.topic, count)],
+                                operation_timeout=600)[args.topic].result(timeout=900)
     deadline = time.time() + 900
     while True:
         t = admin.list_topics(topic=args.topic, timeout=60).topics.get(args.topic)
@@ -352,6 +365,8 @@ def main():
     m.add_argument("--topic", default="many")
     m.add_argument("--partitions", type=int, default=10000)
     m.add_argument("--metadata-requests", type=int, default=9)
+    m.add_argument("--step", type=int, default=5000,
+                   help="partitions per CreateTopics / CreatePartitions request (Kafka refuses 10,000 at once)")
     v = sub.add_parser("evict")
     v.add_argument("dir")
     args = ap.parse_args()

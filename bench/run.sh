@@ -15,7 +15,9 @@
 # Kafka's controller uses PORT+1), BENCH_BROKER_CPUS (default 1), BENCH_LOAD_CPUS (default 0),
 # CARGO_TARGET_DIR (default target), BENCH_NOTE (a sentence for the top of the results file,
 # e.g. what else the machine was running), BENCH_E2E_RATE (default 20000 records/s of 1 KiB;
-# 5000 with --quick).
+# 5000 with --quick), BENCH_OUT (results file name without .md, instead of the date-based one:
+# for trial runs that must not overwrite a committed file), FRESHET_BIN (a built freshet binary:
+# skips the cargo build).
 set -Eeuo pipefail
 
 BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -28,7 +30,7 @@ while [[ $# -gt 0 ]]; do
     --quick) QUICK=1; ROUNDS=1 ;;
     --rounds) ROUNDS=$2; shift ;;
     --only) ONLY=$2; shift ;;
-    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -40,22 +42,28 @@ BOOT=127.0.0.1:$PORT
 BROKER_CPUS=${BENCH_BROKER_CPUS:-1}
 LOAD_CPUS=${BENCH_LOAD_CPUS:-0}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-FRESHET=$CARGO_TARGET_DIR/release/freshet
+FRESHET=${FRESHET_BIN:-$CARGO_TARGET_DIR/release/freshet}
+# Consumer groups form at once on both brokers (Kafka's default delay is 3 s, which would count
+# in ConsumerPerformance's group join): Freshet through its environment, Kafka through
+# group.initial.rebalance.delay.ms=0 in KAFKA_PROPS.
+export FRESHET_GROUP_INITIAL_REBALANCE_DELAY_MS=0
+KAFKA_PROPS=(group.initial.rebalance.delay.ms=0)
 PY=$BENCH/.venv/bin/python
 CLK_TCK=$(getconf CLK_TCK)
 
 if [[ $QUICK == 1 ]]; then
   RECORDS_1K=30000; RECORDS_100B=150000; E2E_SECONDS=5; DD_MIB=256; TCP_MIB=512
-  NATIVE_1K=50000; NATIVE_100B=200000
+  NATIVE_1K=50000; NATIVE_100B=200000; PERF_1K=100000; PERF_100B=500000; E2E_JAVA_RECORDS=1000
   E2E_RATE=${BENCH_E2E_RATE:-5000}
 else
   RECORDS_1K=200000; RECORDS_100B=1000000; E2E_SECONDS=20; DD_MIB=1024; TCP_MIB=2048
-  NATIVE_1K=500000; NATIVE_100B=2000000
+  NATIVE_1K=500000; NATIVE_100B=2000000; PERF_1K=500000; PERF_100B=3000000; E2E_JAVA_RECORDS=5000
   E2E_RATE=${BENCH_E2E_RATE:-20000}
 fi
 SIZES=(1024 100)
 PARTITIONS=(1 8)
 ACKS=(1 all)
+PERF_ACKS=(all)
 CODECS=(none lz4)
 MODES=(nofsync fsync)
 
@@ -63,6 +71,7 @@ STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 RAW=$BENCH/results/raw/$STAMP
 # <date>.md for a default run; -quick and -rN mark the runs that are not (so they never overwrite it).
 OUT_NAME=$(date -u +%Y-%m-%d)$([[ $QUICK == 1 ]] && echo -quick || true)$([[ $ROUNDS != "$((QUICK == 1 ? 1 : 3))" ]] && echo "-r$ROUNDS" || true)
+OUT_NAME=${BENCH_OUT:-$OUT_NAME}
 mkdir -p "$RAW" "$DATA"
 JSONL=$RAW/results.jsonl
 log() { echo "[$(date -u +%H:%M:%S)] $*" | tee -a "$RAW/run.log" >&2; }
@@ -78,8 +87,12 @@ record() {
 }
 
 setup() {
-  log "building freshet (release, CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
-  (cd "$ROOT" && cargo build --release -q -p freshet)
+  if [[ -n ${FRESHET_BIN:-} ]]; then
+    log "using FRESHET_BIN=$FRESHET_BIN (no build)"
+  else
+    log "building freshet (release, CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
+    (cd "$ROOT" && cargo build --release -q -p freshet)
+  fi
   if [[ ! -x $PY ]] || ! "$PY" -c 'import confluent_kafka, matplotlib' 2>/dev/null; then
     log "creating bench/.venv (confluent-kafka, matplotlib)"
     python3 -m venv "$BENCH/.venv"
@@ -144,8 +157,8 @@ start_broker() {
       done
       ;;
     kafka)
-      local props=()
-      [[ $mode == fsync ]] && props=(log.flush.interval.messages=1)
+      local props=("${KAFKA_PROPS[@]}")
+      [[ $mode == fsync ]] && props+=(log.flush.interval.messages=1)
       taskset -c "$BROKER_CPUS" "$ROOT/tools/kafka.sh" start "$dir" "$PORT" "${props[@]}" >>"$RAW/kafka-start.log" 2>&1
       BROKER_PID=$(cat "$dir/pid")
       ;;
@@ -177,8 +190,11 @@ create_topics() {
   for s in "${SIZES[@]}"; do for p in "${PARTITIONS[@]}"; do for a in "${ACKS[@]}"; do for c in "${CODECS[@]}"; do
     specs+=("$(topic_name "$s" "$p" "$a" "$c"):$p$suffix")
   done; done; done; done
-  for s in "${SIZES[@]}"; do for p in "${PARTITIONS[@]}"; do specs+=("n-${s}B-p$p:$p$suffix"); done; done
-  specs+=("e2e:1$suffix" "startup:1$suffix")
+  for s in "${SIZES[@]}"; do for p in "${PARTITIONS[@]}"; do
+    specs+=("n-${s}B-p$p:$p$suffix")
+    for a in "${PERF_ACKS[@]}"; do specs+=("f-${s}B-p$p-acks$a:$p$suffix"); done
+  done; done
+  specs+=("e2e:1$suffix" "e2e-java:1$suffix" "startup:1$suffix")
   taskset -c "$LOAD_CPUS" "$PY" "$BENCH/native.py" admin-create --bootstrap "$BOOT" "${specs[@]}" >/dev/null
 }
 
@@ -233,6 +249,33 @@ native_produce_case() {
   INGESTED_BYTES=$(( INGESTED_BYTES + n * s ))
 }
 
+# Freshet's own generator (`freshet perf produce`, the Rust client: Kafka's producer defaults,
+# batch.size 16384, linger.ms 5, sticky partitioner), JSON summary. MB/s here is 10^6 bytes/s, as
+# for the librdkafka rows.
+perf_produce_case() {
+  local round=$1 broker=$2 mode=$3 s=$4 p=$5 a=$6 n out
+  n=$([[ $s == 1024 ]] && echo "$PERF_1K" || echo "$PERF_100B")
+  local case_name="perf ${s}B p$p acks=$a none"
+  if ! out=$(taskset -c "$LOAD_CPUS" "$FRESHET" perf produce --bootstrap-server "$BOOT" --topic "f-${s}B-p$p-acks$a" \
+      --num-records "$n" --record-size "$s" --acks "$a" --compression none --report-interval-ms 0 --json \
+      2>>"$RAW/perf.err"); then
+    log "  FAILED $case_name on $broker: see $RAW/perf.err"
+    record "$round" "$broker" "$mode" produce "$case_name" mb_per_s null MB/s higher
+    return
+  fi
+  echo "$broker $mode $case_name: $out" >>"$RAW/perf.out"
+  local rps mbps avg p99
+  read -r rps mbps avg p99 < <("$PY" -c 'import json,sys
+j = json.load(sys.stdin); s = '"$s"'
+print("%.0f %.2f %.3f %.3f" % (j["records_per_sec"], j["records_per_sec"] * s / 1e6, j["latency_ms"]["avg"], j["latency_ms"]["p99"]))' <<<"$out")
+  record "$round" "$broker" "$mode" produce "$case_name" mb_per_s "$mbps" MB/s higher
+  record "$round" "$broker" "$mode" produce "$case_name" records_per_s "$rps" records/s higher
+  record "$round" "$broker" "$mode" produce "$case_name" avg_latency_ms "$avg" ms lower
+  record "$round" "$broker" "$mode" produce "$case_name" p99_latency_ms "$p99" ms lower
+  log "  produce $case_name: $mbps MB/s, $rps rec/s, avg $avg ms, p99 $p99 ms"
+  INGESTED_BYTES=$(( INGESTED_BYTES + n * s ))
+}
+
 produce_all() {
   local round=$1 broker=$2 mode=$3 s p a c
   INGESTED_BYTES=0
@@ -242,6 +285,7 @@ produce_all() {
   done; done; done; done
   for s in "${SIZES[@]}"; do for p in "${PARTITIONS[@]}"; do
     native_produce_case "$round" "$broker" "$mode" "$s" "$p"
+    for a in "${PERF_ACKS[@]}"; do perf_produce_case "$round" "$broker" "$mode" "$s" "$p" "$a"; done
   done; done
   local ticks1; ticks1=$(cpu_ticks "$BROKER_PID")
   if (( INGESTED_BYTES > 0 )); then
@@ -273,6 +317,67 @@ consume_case() {
   log "  consume ${s}B p$p ($cache): $mbps MB/s, $rps rec/s"
 }
 
+# Kafka's ConsumerPerformance, in a new consumer group (classic protocol, the tool's default) per
+# run, from the earliest offset. Its line: start.time, end.time, data.consumed.in.MB, MB.sec,
+# data.consumed.in.nMsg, nMsg.sec, rebalance.time.ms, fetch.time.ms, fetch.MB.sec, fetch.nMsg.sec;
+# MB.sec counts the group join, fetch.MB.sec (= MB / (elapsed - rebalance time)) does not, and is
+# the figure recorded as mb_per_s ("MB" = MiB, as the tool prints it).
+consumer_perf_case() {
+  local round=$1 broker=$2 mode=$3 s=$4 p=$5 cache=$6
+  local topic n out line case_name="ConsumerPerformance ${s}B p$p $cache"
+  topic=$(topic_name "$s" "$p" 1 none)
+  n=$(records_for "$s")
+  if ! out=$(taskset -c "$LOAD_CPUS" "$ROOT/tools/kafka.sh" run consumer-perf --bootstrap-server "$BOOT" \
+      --topic "$topic" --num-records "$n" --timeout 60000 --group "cp-$round-$mode-$s-$p-${cache// /-}" \
+      2>>"$RAW/consumer-perf.err"); then
+    log "  FAILED $case_name on $broker: see $RAW/consumer-perf.err"
+    record "$round" "$broker" "$mode" consume "$case_name" mb_per_s null MB/s higher
+    return
+  fi
+  echo "$broker $mode $case_name: $out" >>"$RAW/consumer-perf.out"
+  line=$(grep -E '^[0-9]{4}-' <<<"$out" | tail -1)
+  local consumed mbps_all rebalance fetch_mbps fetch_rps
+  IFS=, read -r _ _ _ mbps_all consumed _ rebalance _ fetch_mbps fetch_rps <<<"${line// /}"
+  if [[ ${consumed:-0} != "$n" ]]; then
+    log "  FAILED $case_name on $broker: consumed ${consumed:-nothing} of $n records"
+    record "$round" "$broker" "$mode" consume "$case_name" mb_per_s null MB/s higher
+    return
+  fi
+  record "$round" "$broker" "$mode" consume "$case_name" mb_per_s "$fetch_mbps" MB/s higher
+  record "$round" "$broker" "$mode" consume "$case_name" records_per_s "$fetch_rps" records/s higher
+  record "$round" "$broker" "$mode" consume "$case_name" group_join_ms "$rebalance" ms lower
+  record "$round" "$broker" "$mode" consume "$case_name" mb_per_s_with_join "$mbps_all" MB/s higher
+  log "  consume $case_name: fetch $fetch_mbps MB/s, $fetch_rps rec/s, group join $rebalance ms ($mbps_all MB/s with it)"
+}
+
+# Kafka's EndToEndLatency: one record at a time, the next sent when the previous one was consumed,
+# so it measures a produce+fetch round trip with nothing queued, not latency under load.
+# Prints "Avg latency: A ms" and "Percentiles: 50th = X, 99th = Y, 99.9th = Z" (whole ms).
+e2e_java_case() {
+  local round=$1 broker=$2 mode=$3 out case_name="EndToEndLatency 1KiB acks=all one at a time"
+  if ! out=$(taskset -c "$LOAD_CPUS" "$ROOT/tools/kafka.sh" run e2e-latency --bootstrap-server "$BOOT" \
+      --topic e2e-java --num-records "$E2E_JAVA_RECORDS" --producer-acks all --record-size 1024 \
+      2>>"$RAW/e2e-latency.err"); then
+    log "  FAILED $case_name on $broker: see $RAW/e2e-latency.err"
+    record "$round" "$broker" "$mode" e2e "$case_name" p50_ms null ms lower
+    return
+  fi
+  echo "$broker $mode: $(grep -E 'latency|Percentiles' <<<"$out" | tr '\n' ' ')" >>"$RAW/e2e-latency.out"
+  local avg p50 p99 p999
+  avg=$(sed -nE 's/^Avg latency: ([0-9.]+) ms.*/\1/p' <<<"$out")
+  read -r p50 p99 p999 < <(sed -nE 's/^Percentiles: 50th = ([0-9]+), 99th = ([0-9]+), 99.9th = ([0-9]+).*/\1 \2 \3/p' <<<"$out")
+  if [[ -z $avg || -z $p999 ]]; then
+    log "  FAILED $case_name on $broker: no summary in its output"
+    record "$round" "$broker" "$mode" e2e "$case_name" p50_ms null ms lower
+    return
+  fi
+  record "$round" "$broker" "$mode" e2e "$case_name" avg_latency_ms "$avg" ms lower
+  record "$round" "$broker" "$mode" e2e "$case_name" p50_ms "$p50" ms lower
+  record "$round" "$broker" "$mode" e2e "$case_name" p99_ms "$p99" ms lower
+  record "$round" "$broker" "$mode" e2e "$case_name" p999_ms "$p999" ms lower
+  log "  $case_name: avg $avg ms, p50 $p50, p99 $p99, p99.9 $p999 ms"
+}
+
 e2e_case() {
   local round=$1 broker=$2 mode=$3 out
   if ! out=$(taskset -c "$LOAD_CPUS" "$PY" "$BENCH/native.py" e2e --bootstrap "$BOOT" --topic e2e \
@@ -299,7 +404,7 @@ startup_case() {
   case $broker in
     freshet) launch="exec taskset -c $BROKER_CPUS $FRESHET serve --data-dir $dir/data --listen $BOOT" ;;
     kafka)
-      launch="taskset -c $BROKER_CPUS $ROOT/tools/kafka.sh start $dir $PORT"
+      launch="taskset -c $BROKER_CPUS $ROOT/tools/kafka.sh start $dir $PORT ${KAFKA_PROPS[*]}"
       if [[ $mode == fsync ]]; then launch+=" log.flush.interval.messages=1"; fi
       ;;
   esac
@@ -341,8 +446,13 @@ one_broker() {
   if wants consume && [[ $mode == nofsync ]] && wants produce; then
     consume_case "$round" "$broker" "$mode" 1024 8 "page cache"
     consume_case "$round" "$broker" "$mode" 100 1 "page cache"
+    consumer_perf_case "$round" "$broker" "$mode" 1024 8 "page cache"
+    consumer_perf_case "$round" "$broker" "$mode" 100 1 "page cache"
   fi
-  wants e2e && e2e_case "$round" "$broker" "$mode"
+  if wants e2e; then
+    e2e_case "$round" "$broker" "$mode"
+    e2e_java_case "$round" "$broker" "$mode"
+  fi
   stop_broker "$broker" "$dir"
   # Restart on the round's data with its files out of the page cache: a cold start-up, then
   # cold reads (the files are evicted again after start-up read what it needed).
@@ -353,6 +463,8 @@ one_broker() {
       evict_cache "$dir"
       consume_case "$round" "$broker" "$mode" 1024 8 "cold cache"
       consume_case "$round" "$broker" "$mode" 100 1 "cold cache"
+      evict_cache "$dir"
+      consumer_perf_case "$round" "$broker" "$mode" 1024 8 "cold cache"
     fi
     stop_broker "$broker" "$dir"
   fi
@@ -382,18 +494,22 @@ partitions10k() {
     local launch
     case $broker in
       freshet) launch="exec taskset -c $BROKER_CPUS $FRESHET serve --data-dir $dir/data --listen $BOOT" ;;
-      kafka) launch="taskset -c $BROKER_CPUS $ROOT/tools/kafka.sh start $dir $PORT" ;;
+      # Kafka loads 10,000 partition logs for minutes: kafka.sh's own 60 s readiness wait would
+      # give up (leaving the broker running but no startup_ms file to wait for).
+      kafka) launch="KAFKA_START_TIMEOUT_S=900 taskset -c $BROKER_CPUS $ROOT/tools/kafka.sh start $dir $PORT ${KAFKA_PROPS[*]}" ;;
     esac
     rm -f "$dir/startup_ms"
     if out=$(taskset -c "$LOAD_CPUS" "$PY" "$BENCH/native.py" first-produce --bootstrap "$BOOT" --topic many \
-        --launch "$launch" --log "$dir/restart.log" --timeout-s 600 2>>"$RAW/native.err"); then
-      record "$round" "$broker" "$mode" partitions10k "1 topic x 10,000 partitions" restart_to_first_produce_ms \
-        "$("$PY" -c 'import json,sys; print("%.1f" % json.load(sys.stdin)["startup_to_first_produce_ms"])' <<<"$out")" ms lower
+        --launch "$launch" --log "$dir/restart.log" --timeout-s 900 2>>"$RAW/native.err"); then
+      local ms
+      ms=$("$PY" -c 'import json,sys; print("%.1f" % json.load(sys.stdin)["startup_to_first_produce_ms"])' <<<"$out")
+      record "$round" "$broker" "$mode" partitions10k "1 topic x 10,000 partitions" restart_to_first_produce_ms "$ms" ms lower
+      log "  10k partitions: restart to first acked produce $ms ms"
     else
       log "  FAILED 10k restart on $broker"
     fi
     if [[ $broker == kafka ]]; then
-      for _ in $(seq 1 6000); do [[ -s $dir/startup_ms && -f $dir/pid ]] && break; sleep 0.1; done
+      for _ in $(seq 1 9000); do [[ -s $dir/startup_ms && -f $dir/pid ]] && break; sleep 0.1; done
       BROKER_PID=$(cat "$dir/pid")
     else
       BROKER_PID=$("$PY" -c 'import json,sys; print(json.load(sys.stdin)["pid"])' <<<"$out" 2>/dev/null || pgrep -f -- "--data-dir $dir/data" | head -1)
