@@ -660,6 +660,30 @@ fn group_result(group: &str, code: i16, message: Option<&str>) -> Result<(), Err
     })
 }
 
+/// (topic, partition, offset, epoch, metadata, error) rows of OffsetFetch topics; a macro
+/// because the single-group (v0-7) and batched (v8+) layouts are distinct generated types
+/// with the same fields.
+macro_rules! offset_rows {
+    ($topics:expr) => {
+        $topics
+            .into_iter()
+            .flat_map(|t| {
+                let name = t.name;
+                t.partitions.into_iter().map(move |p| {
+                    (
+                        name.clone(),
+                        p.partition_index,
+                        p.committed_offset,
+                        p.committed_leader_epoch,
+                        p.metadata,
+                        p.error_code,
+                    )
+                })
+            })
+            .collect()
+    };
+}
+
 /// The committed offsets in an OffsetFetch response, single-group or batched.
 fn fetched_offsets(
     group: &str,
@@ -678,42 +702,10 @@ fn fetched_offsets(
                 reason: format!("OffsetFetch response omitted group {group}"),
             })?;
         group_result(group, answer.error_code, None)?;
-        answer
-            .topics
-            .into_iter()
-            .flat_map(|t| {
-                let name = t.name;
-                t.partitions.into_iter().map(move |p| {
-                    (
-                        name.clone(),
-                        p.partition_index,
-                        p.committed_offset,
-                        p.committed_leader_epoch,
-                        p.metadata,
-                        p.error_code,
-                    )
-                })
-            })
-            .collect()
+        offset_rows!(answer.topics)
     } else {
         group_result(group, response.error_code, None)?;
-        response
-            .topics
-            .into_iter()
-            .flat_map(|t| {
-                let name = t.name;
-                t.partitions.into_iter().map(move |p| {
-                    (
-                        name.clone(),
-                        p.partition_index,
-                        p.committed_offset,
-                        p.committed_leader_epoch,
-                        p.metadata,
-                        p.error_code,
-                    )
-                })
-            })
-            .collect()
+        offset_rows!(response.topics)
     };
     let mut offsets = BTreeMap::new();
     for (topic, partition, offset, epoch, metadata, error) in rows {
