@@ -156,6 +156,13 @@ impl Broker {
         self.ctx.quorum.image().cluster_id().map(str::to_string)
     }
 
+    /// The open log of a partition this broker leads. For tests and tools: a test arms
+    /// `log.disk_faults()` to make that partition's disk fail while the broker runs.
+    pub fn partition_log(&self, topic: &str, partition: i32) -> Option<Arc<freshet_log::Log>> {
+        let p = self.ctx.partitions.get(topic, partition)?;
+        Some(p.log.clone())
+    }
+
     /// Stops accepting, ends connections, flushes and closes every log (writing the clean
     /// shutdown markers) and stops the metadata quorum.
     pub async fn shutdown(self) -> Result<(), StartError> {
@@ -318,6 +325,10 @@ fn run_maintenance(ctx: &Context) {
     let now_ms = freshet_log::Clock::now_ms(&freshet_log::SystemClock);
     for p in ctx.partitions.all() {
         p.expire_producers(now_ms);
+        // An offline log already reported its disk error; it waits for a restart.
+        if p.log.is_failed() {
+            continue;
+        }
         if let Err(e) = p.log.run_maintenance(now_ms) {
             tracing::warn!(dir = %p.log.dir().display(), error = %e, "log maintenance");
         }

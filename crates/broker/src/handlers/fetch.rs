@@ -248,6 +248,11 @@ fn read_one(t: &Target, max_bytes: usize) -> Read {
         log_start_offset,
         records,
     };
+    // An offline log (a disk error, see `docs/design/log.md`) answers KAFKA_STORAGE_ERROR at
+    // once, even where no read is needed, as Kafka answers for an offline log directory.
+    if let Err(e) = p.log.check_not_failed() {
+        return read(e.kafka_error_code(), Bytes::new());
+    }
     if let Some(code) = epoch_error(t.current_leader_epoch, p.leader_epoch) {
         return read(code, Bytes::new());
     }

@@ -64,7 +64,8 @@ fn lookup(
     base: ListOffsetsPartitionResponse,
 ) -> ListOffsetsPartitionResponse {
     let high_watermark = p.high_watermark();
-    let found = match timestamp {
+    // An offline log answers KAFKA_STORAGE_ERROR even for the offsets kept in memory.
+    let found = p.log.check_not_failed().and_then(|()| match timestamp {
         LATEST => Ok(Some((high_watermark, -1))),
         EARLIEST | EARLIEST_LOCAL => Ok(Some((p.log.log_start_offset(), -1))),
         MAX_TIMESTAMP => p
@@ -76,7 +77,7 @@ fn lookup(
             .offset_for(OffsetQuery::Timestamp(ts))
             .map(|f| f.and_then(|f| refine(f, |t, _| t >= ts))),
         _ => Ok(None),
-    };
+    });
     match found {
         // An offset consumers cannot read yet is not an answer.
         Ok(Some((offset, ts))) if offset <= high_watermark => ListOffsetsPartitionResponse {
