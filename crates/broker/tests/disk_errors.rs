@@ -187,7 +187,7 @@ async fn a_failed_disk_on_one_partition_answers_storage_errors_and_spares_the_ot
     let mut c = broker.client().await;
     let recovered = values(&read_all(&broker, "disk", 0).await);
     assert_eq!(recovered[0], (0, "a0".to_string()));
-    assert!(recovered[1..] == [] || recovered[1..] == [(1, "a1".to_string())]);
+    assert!(recovered[1..].is_empty() || recovered[1..] == [(1, "a1".to_string())]);
     let next = recovered.len() as i64;
     assert_eq!(
         produce(&mut c, "disk", &[(0, "a3")]).await,
