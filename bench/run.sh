@@ -16,8 +16,8 @@
 # Kafka's controller uses PORT+1), BENCH_BROKER_CPUS (default 1), BENCH_LOAD_CPUS (default 0),
 # CARGO_TARGET_DIR (default target), BENCH_NOTE (a sentence for the top of the results file,
 # e.g. what else the machine was running), BENCH_E2E_RATE (default 20000 records/s of 1 KiB;
-# 5000 with --quick), BENCH_OUT (results file name without .md, instead of the date-based one:
-# for trial runs that must not overwrite a committed file), FRESHET_BIN (a built freshet binary:
+# 5000 with --quick), BENCH_OUT (results file name without .md, instead of the date-based one,
+# or a path such as /tmp/trial: for trial runs that must not overwrite a committed file), FRESHET_BIN (a built freshet binary:
 # skips the cargo build).
 set -Eeuo pipefail
 
@@ -77,6 +77,8 @@ RAW=$BENCH/results/raw/$STAMP
 # <date>.md for a default run; -quick and -rN mark the runs that are not (so they never overwrite it).
 OUT_NAME=$(date -u +%Y-%m-%d)$([[ $QUICK == 1 ]] && echo -quick || true)$([[ $ROUNDS != "$((QUICK == 1 ? 1 : 3))" ]] && echo "-r$ROUNDS" || true)
 OUT_NAME=${BENCH_OUT:-$OUT_NAME}
+# A name goes to bench/results/; a path (with a /) is used as it is.
+if [[ $OUT_NAME == */* ]]; then OUT_PATH=$OUT_NAME; else OUT_PATH=$BENCH/results/$OUT_NAME; fi
 mkdir -p "$RAW" "$DATA"
 JSONL=$RAW/results.jsonl
 log() { echo "[$(date -u +%H:%M:%S)] $*" | tee -a "$RAW/run.log" >&2; }
@@ -300,7 +302,12 @@ perf_produce_case() {
   local rps mbps avg p99
   read -r rps mbps avg p99 < <("$PY" -c 'import json,sys
 j = json.load(sys.stdin); s = '"$s"'
-print("%.0f %.2f %.3f %.3f" % (j["records_per_sec"], j["records_per_sec"] * s / 1e6, j["latency_ms"]["avg"], j["latency_ms"]["p99"]))' <<<"$out")
+print("%.0f %.2f %.3f %.3f" % (j["records_per_sec"], j["records_per_sec"] * s / 1e6, j["latency_ms"]["avg"], j["latency_ms"]["p99"]))' <<<"$out") || true
+  if [[ -z ${p99:-} ]]; then
+    log "  FAILED $case_name on $broker: unreadable summary: $out"
+    record "$round" "$broker" "$mode" produce "$case_name" mb_per_s null MB/s higher
+    return
+  fi
   record "$round" "$broker" "$mode" produce "$case_name" mb_per_s "$mbps" MB/s higher
   record "$round" "$broker" "$mode" produce "$case_name" records_per_s "$rps" records/s higher
   record "$round" "$broker" "$mode" produce "$case_name" avg_latency_ms "$avg" ms lower
@@ -368,9 +375,9 @@ consumer_perf_case() {
     return
   fi
   echo "$broker $mode $case_name: $out" >>"$RAW/consumer-perf.out"
-  line=$(grep -E '^[0-9]{4}-' <<<"$out" | tail -1)
+  line=$(grep -E '^[0-9]{4}-' <<<"$out" | tail -1 || true)
   local consumed mbps_all rebalance fetch_mbps fetch_rps
-  IFS=, read -r _ _ _ mbps_all consumed _ rebalance _ fetch_mbps fetch_rps <<<"${line// /}"
+  IFS=, read -r _ _ _ mbps_all consumed _ rebalance _ fetch_mbps fetch_rps <<<"${line// /}" || true
   if [[ ${consumed:-0} != "$n" ]]; then
     log "  FAILED $case_name on $broker: consumed ${consumed:-nothing} of $n records"
     record "$round" "$broker" "$mode" consume "$case_name" mb_per_s null MB/s higher
@@ -398,7 +405,7 @@ e2e_java_case() {
   echo "$broker $mode: $(grep -E 'latency|Percentiles' <<<"$out" | tr '\n' ' ')" >>"$RAW/e2e-latency.out"
   local avg p50 p99 p999
   avg=$(sed -nE 's/^Avg latency: ([0-9.]+) ms.*/\1/p' <<<"$out")
-  read -r p50 p99 p999 < <(sed -nE 's/^Percentiles: 50th = ([0-9]+), 99th = ([0-9]+), 99.9th = ([0-9]+).*/\1 \2 \3/p' <<<"$out")
+  read -r p50 p99 p999 < <(sed -nE 's/^Percentiles: 50th = ([0-9]+), 99th = ([0-9]+), 99.9th = ([0-9]+).*/\1 \2 \3/p' <<<"$out") || true
   if [[ -z $avg || -z $p999 ]]; then
     log "  FAILED $case_name on $broker: no summary in its output"
     record "$round" "$broker" "$mode" e2e "$case_name" p50_ms null ms lower
@@ -580,8 +587,8 @@ main() {
   done
   ceilings "$(( ROUNDS + 1 ))"
   echo "loadavg_end=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$RAW/machine.txt"
-  "$PY" "$BENCH/aggregate.py" "$RAW" "$BENCH/results/$OUT_NAME" "${BENCH_NOTE:-}"
-  log "wrote bench/results/$OUT_NAME.md after $(( (SECONDS - t_start) / 60 )) min $(( (SECONDS - t_start) % 60 )) s (estimated $(( (est + 59) / 60 )) min)"
+  "$PY" "$BENCH/aggregate.py" "$RAW" "$OUT_PATH" "${BENCH_NOTE:-}"
+  log "wrote $OUT_PATH.md after $(( (SECONDS - t_start) / 60 )) min $(( (SECONDS - t_start) % 60 )) s (estimated $(( (est + 59) / 60 )) min)"
 }
 
 main
