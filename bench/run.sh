@@ -72,7 +72,7 @@ PERF_ACKS=(all)
 CODECS=(none lz4)
 MODES=(nofsync fsync)
 
-STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)-$$  # the pid keeps two runs started in the same second apart
 RAW=$BENCH/results/raw/$STAMP
 # <date>.md for a default run; -quick and -rN mark the runs that are not (so they never overwrite it).
 OUT_NAME=$(date -u +%Y-%m-%d)$([[ $QUICK == 1 ]] && echo -quick || true)$([[ $ROUNDS != "$((QUICK == 1 ? 1 : 3))" ]] && echo "-r$ROUNDS" || true)
