@@ -77,7 +77,7 @@ def sort_key(key):
     return (order.index(w) if w in order else 99, m, c, METRIC_ORDER.index(metric) if metric in METRIC_ORDER else 99)
 
 
-HEADLINE = {"mb_per_s", "p99_ms", "p999_ms", "cpu_s_per_gb", "rss_mib", "startup_ms", "create_s",
+HEADLINE = {"mb_per_s", "p99_ms", "p999_ms", "cpu_s_per_gb", "rss_mib", "startup_ms", "create_s", "restart_to_first_produce_ms",
             "metadata_ms_median", "disk_mb_per_s", "tcp_mb_per_s"}
 
 
