@@ -72,12 +72,47 @@ impl Context {
         Ok(())
     }
 
+    /// Proposes metadata records and returns once they are committed and applied, without
+    /// waiting for the partition logs they create to open: the metadata loop opens them in the
+    /// background (Kafka's controller answers CreateTopics and CreatePartitions the same way).
+    /// Until a log is open, produce and fetch get NOT_LEADER_OR_FOLLOWER and Metadata reports
+    /// LEADER_NOT_AVAILABLE for it (both retriable).
+    pub async fn propose_committed(
+        &self,
+        records: Vec<MetadataRecord>,
+    ) -> Result<(), freshet_raft::ProposeError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        self.quorum.propose(records).await?;
+        Ok(())
+    }
+
+    /// The error for a request naming a partition the registry does not hold: retriable
+    /// NOT_LEADER_OR_FOLLOWER when the metadata gives it to this node (its log is still being
+    /// opened), UNKNOWN_TOPIC_OR_PARTITION otherwise (Kafka's replica manager does the same).
+    pub fn unserved_partition_error(&self, topic: &str, partition: i32) -> i16 {
+        let image = self.quorum.image();
+        let led_here = image
+            .topic(topic)
+            .and_then(|t| t.partitions.get(usize::try_from(partition).ok()?))
+            .is_some_and(|p| p.leader == self.node_id());
+        if led_here {
+            crate::codes::NOT_LEADER_OR_FOLLOWER
+        } else {
+            crate::codes::UNKNOWN_TOPIC_OR_PARTITION
+        }
+    }
+
     /// Brings the partition registry up to the applied metadata, on a blocking thread (it
     /// creates and opens files).
     pub async fn sync_partitions(&self) {
-        let image = self.quorum.image();
+        let applied = self.quorum.applied();
         let (partitions, node_id) = (self.partitions.clone(), self.node_id());
-        let synced = tokio::task::spawn_blocking(move || partitions.sync(&image, node_id)).await;
+        let synced = tokio::task::spawn_blocking(move || {
+            partitions.sync(&applied.image, applied.applied_index, node_id)
+        })
+        .await;
         match synced {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::error!(error = %e, "partition sync failed"),
@@ -131,7 +166,9 @@ impl Broker {
             groups: Default::default(),
         });
         bootstrap_metadata(&ctx).await?;
-        ctx.partitions.sync(&ctx.quorum.image(), ctx.node_id())?;
+        let applied = ctx.quorum.applied();
+        ctx.partitions
+            .sync(&applied.image, applied.applied_index, ctx.node_id())?;
         let tasks = vec![
             tokio::spawn(accept_loop(ctx.clone(), listener)),
             tokio::spawn(metadata_loop(ctx.clone())),
@@ -182,6 +219,12 @@ impl Broker {
             Err(_) => Ok(()),
         }
     }
+}
+
+/// Starts work that every broker start needs and that can run before the configuration is
+/// even read (see [`freshet_raft::prewarm`]); call it first thing in the process.
+pub fn prewarm() {
+    freshet_raft::prewarm();
 }
 
 fn lock_data_dir(config: &BrokerConfig) -> Result<File, StartError> {

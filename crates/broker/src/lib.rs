@@ -11,5 +11,5 @@ mod handlers;
 mod partitions;
 mod producer_state;
 
-pub use broker::{Broker, StartError};
+pub use broker::{prewarm, Broker, StartError};
 pub use config::{BrokerConfig, ConfigError};

@@ -105,10 +105,16 @@ pub struct Partitions {
     map: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
     /// Held by [`Partitions::sync`] for its whole run.
     sync_lock: std::sync::Mutex<()>,
+    /// The metadata log index of the last image [`Partitions::sync`] brought the registry to:
+    /// when it is at least an image's index, every partition that image gives this node is
+    /// open (or failed to open); otherwise some may still be opening in the background.
+    synced_index: std::sync::atomic::AtomicU64,
 }
 
-/// Below this many partitions to open, one thread does it (threads cost more than they save).
-const OPENS_PER_THREAD_MIN: usize = 64;
+/// Partitions per opening thread, at least: a thread costs tens of microseconds, one cold
+/// partition open (reading checkpoints and indexes back from disk after a restart) costs
+/// hundreds, so even a hundred partitions are spread over several threads.
+const OPENS_PER_THREAD_MIN: usize = 8;
 
 /// Threads that open logs at once, at least (see [`Partitions::open_all`]).
 const OPEN_THREADS_MIN: usize = 8;
@@ -120,7 +126,19 @@ impl Partitions {
             config: config.clone(),
             map: RwLock::default(),
             sync_lock: std::sync::Mutex::default(),
+            synced_index: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Whether the registry has caught up with the image applied at `applied_index`.
+    pub fn synced_to(&self, applied_index: u64) -> bool {
+        self.synced_index.load(std::sync::atomic::Ordering::Acquire) >= applied_index
+    }
+
+    /// Whether a partition `image` gives this node is served: its log is open. False while a
+    /// new partition's log is still being opened (clients get a retriable error meanwhile).
+    pub fn is_open(&self, topic: &str, partition: i32) -> bool {
+        self.get(topic, partition).is_some()
     }
 
     pub fn get(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {
@@ -150,7 +168,15 @@ impl Partitions {
     /// only to take out and put in entries, never while logs are opened or closed, so requests
     /// for other partitions go on while a topic of thousands of partitions is created. Syncs run
     /// one at a time, so a partition is never opened twice.
-    pub fn sync(&self, image: &MetadataImage, node_id: i32) -> Result<(), LogError> {
+    ///
+    /// `applied_index` is the metadata log index of `image`; once done, [`Partitions::synced_to`]
+    /// answers true for it.
+    pub fn sync(
+        &self,
+        image: &MetadataImage,
+        applied_index: u64,
+        node_id: i32,
+    ) -> Result<(), LogError> {
         let _one_at_a_time = self.sync_lock.lock().unwrap_or_else(|p| p.into_inner());
         let wanted = led_partitions(image, node_id);
         let gone = self.take_unwanted(&wanted);
@@ -181,8 +207,12 @@ impl Partitions {
                 None => to_open.push((tp, topic_id, leader_epoch)),
             }
         }
+        // Directories that exist already (a restart) need no fsync of the data directory.
+        let created = to_open
+            .iter()
+            .any(|(tp, _, _)| !partition_dir(&self.data_dir, tp).exists());
         let opened = self.open_all(image, to_open);
-        if !opened.is_empty() {
+        if created {
             // New partition directories: one fsync of the data directory makes their entries
             // durable (each log makes its own files durable at its first flush).
             if let Err(e) = std::fs::File::open(&self.data_dir).and_then(|d| d.sync_all()) {
@@ -201,6 +231,9 @@ impl Partitions {
                 }
             }
         }
+        drop(map);
+        self.synced_index
+            .fetch_max(applied_index, std::sync::atomic::Ordering::AcqRel);
         first_error.map_or(Ok(()), Err)
     }
 

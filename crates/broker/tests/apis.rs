@@ -397,6 +397,75 @@ async fn create_partitions(
     call!(c, 3, CreatePartitions, request).results.remove(0)
 }
 
+/// CreatePartitions answers once the metadata is committed; the 1,500 new logs open in the
+/// background. Meanwhile Metadata advertises no leader for a partition whose log is not open
+/// (LEADER_NOT_AVAILABLE), and produce to it gets the retriable NOT_LEADER_OR_FOLLOWER, never
+/// UNKNOWN_TOPIC_OR_PARTITION; a client retrying those succeeds.
+#[tokio::test]
+async fn create_partitions_answers_before_the_new_logs_are_open() {
+    const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+    const LEADER_NOT_AVAILABLE: i16 = 5;
+    const COUNT: i32 = 1500;
+    let broker = TestBroker::start().await;
+    let mut c = broker.client().await;
+    create_topic(&mut c, "wide", 1, &[]).await;
+    assert_eq!(
+        create_partitions(&mut c, "wide", COUNT, false)
+            .await
+            .error_code,
+        NONE
+    );
+    // Opening 1,499 logs (directories, files, one directory fsync) takes far longer than one
+    // Metadata round trip, so the first answer still has partitions without a leader.
+    let request = MetadataRequest {
+        topics: Some(vec![metadata_request::MetadataRequestTopic {
+            name: Some("wide".to_string()),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    };
+    let first = call!(c, 12, Metadata, request);
+    let partitions = &first.topics[0].partitions;
+    assert_eq!(
+        partitions.len(),
+        COUNT as usize,
+        "the metadata is committed"
+    );
+    let opening: Vec<_> = partitions.iter().filter(|p| p.leader_id < 0).collect();
+    assert!(
+        !opening.is_empty(),
+        "answered after every log was already open"
+    );
+    assert!(opening.iter().all(|p| p.error_code == LEADER_NOT_AVAILABLE));
+    // Produce to the last partition at once, retrying as a client does.
+    let mut retries = 0;
+    loop {
+        let response = produce(&mut c, "wide", COUNT - 1, batch(&["x"])).await;
+        match response.error_code {
+            NONE => break,
+            NOT_LEADER_OR_FOLLOWER => retries += 1,
+            other => panic!("produce to a partition being opened: error {other}"),
+        }
+        assert!(retries < 10_000, "partition never came online");
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    // Every partition comes online; afterwards each produce succeeds at the first attempt.
+    support::wait_served(&mut c, "wide", COUNT).await;
+    for p in [0, 1, COUNT / 2, COUNT - 2] {
+        assert_eq!(
+            produce(&mut c, "wide", p, batch(&["y"])).await.error_code,
+            NONE
+        );
+    }
+    // A partition that does not exist is still unknown.
+    assert_eq!(
+        produce(&mut c, "wide", COUNT, batch(&["z"]))
+            .await
+            .error_code,
+        UNKNOWN_TOPIC_OR_PARTITION
+    );
+}
+
 #[tokio::test]
 async fn create_partitions_grows_topics_and_validates_only_when_asked() {
     let broker = TestBroker::start().await;
@@ -415,6 +484,7 @@ async fn create_partitions_grows_topics_and_validates_only_when_asked() {
         create_partitions(&mut c, "grow", 3, false).await.error_code,
         NONE
     );
+    support::wait_served(&mut c, "grow", 3).await;
     assert_eq!(
         produce(&mut c, "grow", 2, batch(&["x"])).await.error_code,
         NONE

@@ -74,6 +74,7 @@ pub fn load_config(args: &ServeArgs) -> anyhow::Result<BrokerConfig> {
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    freshet_broker::prewarm();
     let config = load_config(&args)?;
     init_logging();
     let runtime = tokio::runtime::Builder::new_multi_thread()

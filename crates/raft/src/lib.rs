@@ -20,7 +20,9 @@ pub mod tcp;
 pub mod types;
 
 pub use network::{InProcessNetwork, InProcessRouter, NoPeers};
-pub use quorum::{MetaRaftHandle, MetadataQuorum, ProposeError, QuorumError, QuorumOptions};
+pub use quorum::{
+    prewarm, MetaRaftHandle, MetadataQuorum, ProposeError, QuorumError, QuorumOptions,
+};
 pub use state_machine::AppliedImage;
 pub use tcp::TcpNetwork;
 pub use types::{MetaRaft, MetadataBatch, RejectedRecord};

@@ -49,7 +49,8 @@ async fn grow(
     if validate_only {
         return Ok(());
     }
-    ctx.propose(records)
+    // Answers once the change is committed; the new logs open in the background.
+    ctx.propose_committed(records)
         .await
         .map_err(|e| (e.error_code(), e.to_string()))
 }

@@ -72,7 +72,8 @@ async fn create_one(
         Err(e) => return refuse(e.error_code(), e.to_string()),
     };
     if !validate_only {
-        if let Err(e) = ctx.propose(records).await {
+        // Answers once the topic is committed; its logs open in the background.
+        if let Err(e) = ctx.propose_committed(records).await {
             return refuse(e.error_code(), e.to_string());
         }
     }

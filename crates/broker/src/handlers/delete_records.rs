@@ -51,7 +51,7 @@ fn delete_one(ctx: &Context, topic: &str, partition: i32, offset: i64) -> Result
     let p = ctx
         .partitions
         .get(topic, partition)
-        .ok_or(codes::UNKNOWN_TOPIC_OR_PARTITION)?;
+        .ok_or_else(|| ctx.unserved_partition_error(topic, partition))?;
     let high_watermark = p.high_watermark();
     let target = if offset == HIGH_WATERMARK {
         high_watermark

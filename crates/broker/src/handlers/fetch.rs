@@ -179,7 +179,7 @@ fn resolve(ctx: &Context, partitions: Vec<SessionPartition>, version: i16) -> Ve
                 Some(name) => ctx
                     .partitions
                     .get(name, p.key.partition)
-                    .ok_or(codes::UNKNOWN_TOPIC_OR_PARTITION),
+                    .ok_or_else(|| ctx.unserved_partition_error(name, p.key.partition)),
             };
             Target {
                 topic: topic.unwrap_or_default(),

@@ -2,7 +2,6 @@
 //! log's indexes, refined to the exact record by decoding the one batch found.
 
 use crate::broker::Context;
-use crate::codes;
 use crate::partitions::Partition;
 use bytes::Bytes;
 use freshet_log::{OffsetAndTimestamp, OffsetQuery};
@@ -35,7 +34,7 @@ pub fn handle(ctx: &Context, request: ListOffsetsRequest, _version: i16) -> List
                     };
                     match ctx.partitions.get(&t.name, p.partition_index) {
                         None => ListOffsetsPartitionResponse {
-                            error_code: codes::UNKNOWN_TOPIC_OR_PARTITION,
+                            error_code: ctx.unserved_partition_error(&t.name, p.partition_index),
                             timestamp: -1,
                             offset: -1,
                             leader_epoch: -1,

@@ -144,7 +144,7 @@ fn append(
     let p = ctx
         .partitions
         .get(topic, partition)
-        .ok_or(Refusal::new(codes::UNKNOWN_TOPIC_OR_PARTITION))?;
+        .ok_or_else(|| Refusal::new(ctx.unserved_partition_error(topic, partition)))?;
     let records = records.unwrap_or_default();
     let header = single_batch(&records)?;
     let batch_bytes = records.len();

@@ -234,5 +234,41 @@ pub async fn create_topic(
     };
     let response = call!(c, 7, CreateTopics, request);
     assert_eq!(response.topics[0].error_code, 0, "{:?}", response.topics[0]);
+    wait_served(c, name, partitions).await;
     response.topics[0].topic_id
+}
+
+/// Polls Metadata until every partition of `topic` up to `partitions` has a leader: the
+/// broker answers CreateTopics and CreatePartitions once the metadata is committed and opens
+/// the logs in the background (LEADER_NOT_AVAILABLE meanwhile), as Kafka does. Returns the
+/// number of polls that found some partition without a leader.
+pub async fn wait_served(c: &mut Client, topic: &str, partitions: i32) -> usize {
+    use freshet_protocol::messages::{metadata_request, MetadataRequest};
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut waits = 0;
+    loop {
+        let request = MetadataRequest {
+            topics: Some(vec![metadata_request::MetadataRequestTopic {
+                name: Some(topic.to_string()),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        };
+        let response = call!(c, 12, Metadata, request);
+        let t = &response.topics[0];
+        let led = t
+            .partitions
+            .iter()
+            .filter(|p| p.error_code == 0 && p.leader_id >= 0)
+            .count();
+        if t.error_code == 0 && led >= usize::try_from(partitions).unwrap_or(0) {
+            return waits;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{topic}: {led} of {partitions} partitions served after 30 s"
+        );
+        waits += 1;
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
 }

@@ -259,4 +259,38 @@ pub fn create_topic(client: &mut RawClient, name: &str, partitions: i32) {
         }
         other => panic!("unexpected {other:?}"),
     }
+    wait_served(client, name, partitions);
+}
+
+/// Polls Metadata until every partition of `topic` has a leader: CreateTopics is answered
+/// once the topic is committed, and its logs open in the background (LEADER_NOT_AVAILABLE
+/// meanwhile), as with Kafka.
+pub fn wait_served(client: &mut RawClient, topic: &str, partitions: i32) {
+    use freshet_protocol::messages::{metadata_request::MetadataRequestTopic, MetadataRequest};
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let request = MetadataRequest {
+            topics: Some(vec![MetadataRequestTopic {
+                name: Some(topic.into()),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        };
+        let led = match client.call(12, Request::Metadata(request)).unwrap() {
+            Response::Metadata(r) => r.topics[0]
+                .partitions
+                .iter()
+                .filter(|p| p.error_code == 0 && p.leader_id >= 0)
+                .count(),
+            other => panic!("unexpected {other:?}"),
+        };
+        if led >= usize::try_from(partitions).unwrap_or(0) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{topic}: {led} of {partitions} partitions served after 30 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
 }
