@@ -112,6 +112,12 @@ pub struct ConsumerMember {
     pub session_deadline_ms: i64,
     /// Removed when this passes while it still holds partitions to revoke.
     pub revocation_deadline_ms: Option<i64>,
+    /// KIP-1251: the member epoch at which it was given each partition it owns. It has
+    /// owned a partition without a break since that epoch, so a commit sent with any epoch
+    /// from there up to its current one is its own. A partition without an entry counts
+    /// as given at the current epoch (the strict KIP-848 rule). Not persisted: after a
+    /// reload every owned partition counts as given at the reloaded epoch.
+    pub assignment_epochs: BTreeMap<(Uuid, i32), i32>,
 }
 
 impl ConsumerMember {
@@ -133,6 +139,34 @@ impl ConsumerMember {
             partitions_pending_revocation: Assignment::new(),
             session_deadline_ms: i64::MAX,
             revocation_deadline_ms: None,
+            assignment_epochs: BTreeMap::new(),
+        }
+    }
+
+    /// The epoch since which the member has owned `partition` without a break, if it owns
+    /// it (assigned or still to revoke).
+    pub fn owned_since(&self, topic: Uuid, partition: i32) -> Option<i32> {
+        let owns = |a: &Assignment| a.get(&topic).is_some_and(|ps| ps.contains(&partition));
+        if !owns(&self.assigned) && !owns(&self.partitions_pending_revocation) {
+            return None;
+        }
+        Some(
+            self.assignment_epochs
+                .get(&(topic, partition))
+                .copied()
+                .unwrap_or(self.member_epoch),
+        )
+    }
+
+    /// Forgets the epochs of partitions it no longer owns and stamps the ones it was just
+    /// given with its current epoch. Call after every change of what it owns.
+    pub(crate) fn stamp_assignment_epochs(&mut self) {
+        let owned: BTreeSet<(Uuid, i32)> = self.owned_partitions().collect();
+        self.assignment_epochs.retain(|tp, _| owned.contains(tp));
+        for tp in owned {
+            self.assignment_epochs
+                .entry(tp)
+                .or_insert(self.member_epoch);
         }
     }
 
@@ -216,6 +250,8 @@ impl ConsumerMember {
         self.assigned = from_record_partitions(value.assigned_partitions);
         self.partitions_pending_revocation =
             from_record_partitions(value.partitions_pending_revocation);
+        self.assignment_epochs.clear();
+        self.stamp_assignment_epochs();
     }
 
     /// The reconciliation state as one comparable tuple (what the current-assignment
@@ -713,6 +749,7 @@ impl ConsumerGroup {
                 member.member_epoch = target_epoch;
             }
         }
+        member.stamp_assignment_epochs();
         let after = member.reconciliation();
         let changed = (before.0, before.1, before.2, &before.3, &before.4) != after;
         let assigned_changed = before.3 != member.assigned;
@@ -747,6 +784,17 @@ impl ConsumerGroup {
             }
             if member.state != MemberState::UnrevokedPartitions {
                 assert!(member.partitions_pending_revocation.is_empty());
+            }
+            if member.member_epoch >= 0 {
+                for (topic, p) in member.owned_partitions() {
+                    let since = member.owned_since(topic, p).expect("owned");
+                    assert!(
+                        since <= member.member_epoch,
+                        "{} owns {topic:?}/{p} since epoch {since}, after its epoch {}",
+                        member.member_id,
+                        member.member_epoch
+                    );
+                }
             }
         }
         let mut targeted = BTreeSet::new();

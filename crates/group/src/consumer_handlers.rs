@@ -376,6 +376,8 @@ impl GroupCoordinator {
             let member = group.members.get_mut(&member_id).expect("member exists");
             member.assigned = intersect(&member.assigned, &target);
             member.partitions_pending_revocation = Assignment::new();
+            // A rejoin starts a new ownership: commits from before it are not its own.
+            member.assignment_epochs.clear();
             member.revocation_deadline_ms = None;
             member.state = MemberState::Stable;
             if member.member_epoch > 0 {
@@ -695,6 +697,7 @@ impl GroupCoordinator {
                             m.state = MemberState::Stable;
                             m.assigned.clear();
                             m.partitions_pending_revocation.clear();
+                            m.assignment_epochs.clear();
                         }
                     }
                 }

@@ -54,7 +54,11 @@ impl GroupCoordinator {
         request: &OffsetCommitRequest,
     ) -> Vec<Output> {
         let mut out = Vec::new();
-        let error = self.validate_commit(now_ms, ctx.api_version, request);
+        let since_epoch = self.commit_since_older_epoch(ctx.api_version, request);
+        let error = match since_epoch {
+            Some(_) => codes::NONE,
+            None => self.validate_commit(now_ms, ctx.api_version, request),
+        };
         let mut records = Vec::new();
         let topics = request
             .topics
@@ -67,6 +71,10 @@ impl GroupCoordinator {
                     .map(|p| {
                         let code = if error != codes::NONE {
                             error
+                        } else if since_epoch.is_some_and(|epoch| {
+                            !self.owned_since(request, &topic.name, p.partition_index, epoch)
+                        }) {
+                            codes::STALE_MEMBER_EPOCH
                         } else {
                             self.commit_partition(now_ms, request, &topic.name, p, &mut records)
                         };
@@ -92,6 +100,42 @@ impl GroupCoordinator {
         respond(&mut out, ctx.handle, response);
         self.schedule(&mut out);
         out
+    }
+
+    /// KIP-1251: a KIP-848 member that commits with an epoch older than its current one
+    /// (its epoch moved on while the commit was in flight) is checked partition by
+    /// partition instead of being refused as a whole. Returns that older epoch, or `None`
+    /// when the strict rules of [`validate_commit`](Self::validate_commit) apply.
+    fn commit_since_older_epoch(
+        &self,
+        api_version: i16,
+        request: &OffsetCommitRequest,
+    ) -> Option<i32> {
+        let epoch = request.generation_id_or_member_epoch;
+        let group = self.groups.get(&request.group_id)?.consumer.as_ref()?;
+        let member = group.members.get(&request.member_id)?;
+        let older = !self.loading && api_version >= 9 && epoch >= 0 && epoch < member.member_epoch;
+        older.then_some(epoch)
+    }
+
+    /// Whether the committing member has owned the partition without a break since
+    /// `epoch` (KIP-1251's assignment epoch <= client epoch <= member epoch).
+    fn owned_since(
+        &self,
+        request: &OffsetCommitRequest,
+        topic: &str,
+        partition: i32,
+        epoch: i32,
+    ) -> bool {
+        let member = self.groups[&request.group_id]
+            .consumer
+            .as_ref()
+            .and_then(|group| group.members.get(&request.member_id))
+            .expect("checked by commit_since_older_epoch");
+        self.topics
+            .get(topic)
+            .and_then(|meta| member.owned_since(meta.id, partition))
+            .is_some_and(|since| since <= epoch)
     }
 
     /// Kafka's classic `validateOffsetCommit`. A commit with generation -1 and no member is

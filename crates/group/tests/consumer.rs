@@ -887,6 +887,10 @@ fn describe_list_and_classic_apis_on_a_consumer_group() {
 }
 
 fn commit(member_id: &str, epoch: i32) -> OffsetCommitRequest {
+    commit_partition(member_id, epoch, 0)
+}
+
+fn commit_partition(member_id: &str, epoch: i32, partition: i32) -> OffsetCommitRequest {
     use freshet_protocol::messages::offset_commit_request::{
         OffsetCommitRequestPartition, OffsetCommitRequestTopic,
     };
@@ -897,7 +901,7 @@ fn commit(member_id: &str, epoch: i32) -> OffsetCommitRequest {
         topics: vec![OffsetCommitRequestTopic {
             name: "t".to_string(),
             partitions: vec![OffsetCommitRequestPartition {
-                partition_index: 0,
+                partition_index: partition,
                 committed_offset: 42,
                 ..Default::default()
             }],
@@ -925,11 +929,27 @@ fn offset_commit_and_fetch_check_member_epochs() {
     let mut c = stable_pair();
     assert_eq!(commit_code(&mut c, 9, &commit("m1", 2)), codes::NONE);
     assert_eq!(
-        commit_code(&mut c, 9, &commit("m1", 1)),
+        commit_code(&mut c, 9, &commit("m1", 3)),
+        codes::STALE_MEMBER_EPOCH
+    );
+    // KIP-1251: m1 (epoch 2) has owned partition 0 since epoch 1, so a commit still
+    // carrying epoch 1 is its own; partition 2 it gave up to m2, which got it at epoch 2.
+    assert_eq!(commit_code(&mut c, 9, &commit("m1", 1)), codes::NONE);
+    assert_eq!(
+        commit_code(&mut c, 9, &commit_partition("m1", 1, 2)),
         codes::STALE_MEMBER_EPOCH
     );
     assert_eq!(
-        commit_code(&mut c, 9, &commit("m1", 3)),
+        commit_code(&mut c, 9, &commit_partition("m2", 1, 2)),
+        codes::STALE_MEMBER_EPOCH
+    );
+    assert_eq!(
+        commit_code(&mut c, 9, &commit_partition("m2", 2, 2)),
+        codes::NONE
+    );
+    // Epoch 0 is before anything was assigned.
+    assert_eq!(
+        commit_code(&mut c, 9, &commit("m1", 0)),
         codes::STALE_MEMBER_EPOCH
     );
     assert_eq!(
@@ -980,6 +1000,20 @@ fn offset_commit_and_fetch_check_member_epochs() {
     hb(&mut c, 600, &beat("m1", -1, None));
     hb(&mut c, 600, &beat("m2", -1, None));
     assert_eq!(commit_code(&mut c, 9, &commit("", -1)), codes::NONE);
+}
+
+#[test]
+fn a_rejoin_or_a_reload_ends_commits_with_older_epochs() {
+    let mut c = stable_pair();
+    // m1 rejoins (epoch 0): it gets partition 0 back, but as a new ownership.
+    hb(&mut c, 500, &join("m1"));
+    let epoch = c.consumer_group(GROUP).unwrap().members["m1"].member_epoch;
+    assert!(epoch >= 2, "{epoch}");
+    assert_eq!(
+        commit_code(&mut c, 9, &commit("m1", 1)),
+        codes::STALE_MEMBER_EPOCH
+    );
+    assert_eq!(commit_code(&mut c, 9, &commit("m1", epoch)), codes::NONE);
 }
 
 #[test]

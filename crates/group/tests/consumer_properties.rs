@@ -386,8 +386,17 @@ proptest! {
             loaded.assert_invariants();
             let mut rebuilt = loaded.consumer_group(GROUP).expect("rebuilt").clone();
             for (id, member) in &mut rebuilt.members {
-                member.session_deadline_ms = group.members[id].session_deadline_ms;
-                member.revocation_deadline_ms = group.members[id].revocation_deadline_ms;
+                let live = &group.members[id];
+                member.session_deadline_ms = live.session_deadline_ms;
+                member.revocation_deadline_ms = live.revocation_deadline_ms;
+                // Assignment epochs are not persisted: after a reload a member owns each
+                // partition since no earlier epoch than it really did (never accepting
+                // a commit the live group would refuse).
+                for ((topic, p), since) in &member.assignment_epochs {
+                    let live_since = live.owned_since(*topic, *p);
+                    prop_assert!(live_since.is_some_and(|l| l <= *since));
+                }
+                member.assignment_epochs = live.assignment_epochs.clone();
             }
             rebuilt.state_timestamp_ms = group.state_timestamp_ms;
             prop_assert_eq!(&rebuilt, &group);
