@@ -31,6 +31,10 @@ const RESPONSE_BYTES_MAX: usize = i32::MAX as usize;
 /// front, so a client that claims 100 MiB and sends 10 bytes costs 10 bytes.
 const READ_CHUNK_BYTES: usize = 64 * 1024;
 
+/// Responses are encoded into one buffer per connection, kept between responses so that a
+/// response costs no allocation; a buffer that grew past this (a large fetch) is dropped.
+const ENCODE_BUFFER_KEEP_BYTES: usize = 1024 * 1024;
+
 type Pending = Pin<Box<dyn Future<Output = Option<Encoded>> + Send>>;
 
 /// A response ready to write: its correlation id, version and body.
@@ -55,6 +59,7 @@ pub async fn serve(ctx: Arc<Context>, stream: TcpStream, peer: SocketAddr) {
     let (mut reader, writer) = stream.into_split();
     let mut writer = BufWriter::new(writer);
     let mut buf = BytesMut::new();
+    let mut out = BytesMut::new();
     let mut in_flight: FuturesOrdered<Pending> = FuturesOrdered::new();
     let mut shutdown = ctx.shutdown.clone();
     let frame_bytes_max = ctx.config.socket_request_max_bytes as usize;
@@ -65,7 +70,7 @@ pub async fn serve(ctx: Arc<Context>, stream: TcpStream, peer: SocketAddr) {
             _ = shutdown.changed() => break Close::Shutdown,
             Some(done) = in_flight.next(), if !in_flight.is_empty() => {
                 if let Some(encoded) = done {
-                    if let Err(e) = write_response(&mut writer, encoded, RESPONSE_BYTES_MAX).await {
+                    if let Err(e) = write_response(&mut writer, &mut out, encoded, RESPONSE_BYTES_MAX).await {
                         break e;
                     }
                 }
@@ -88,7 +93,7 @@ pub async fn serve(ctx: Arc<Context>, stream: TcpStream, peer: SocketAddr) {
     if !matches!(reason, Close::Shutdown) {
         while let Some(done) = in_flight.next().await {
             if let Some(encoded) = done {
-                if write_response(&mut writer, encoded, RESPONSE_BYTES_MAX)
+                if write_response(&mut writer, &mut out, encoded, RESPONSE_BYTES_MAX)
                     .await
                     .is_err()
                 {
@@ -179,17 +184,22 @@ fn ready(correlation_id: i32, version: i16, response: Response) -> Pending {
     })))
 }
 
+/// Encodes `e` into `out` (emptied first, its capacity reused) and writes it.
 async fn write_response(
     writer: &mut BufWriter<OwnedWriteHalf>,
+    out: &mut BytesMut,
     e: Encoded,
     frame_bytes_max: usize,
 ) -> Result<(), Close> {
-    let mut out = BytesMut::new();
+    if out.capacity() > ENCODE_BUFFER_KEEP_BYTES {
+        *out = BytesMut::new();
+    }
+    out.clear();
     if let Err(err) = wire::encode_response(
         e.correlation_id,
         e.version,
         &e.response,
-        &mut out,
+        out,
         frame_bytes_max,
     ) {
         // A handler built a response its version cannot carry: a bug of ours, but the client
@@ -198,5 +208,5 @@ async fn write_response(
         tracing::error!(api, version = e.version, error = %err, "cannot encode response");
         return Err(Close::Protocol(format!("response encoding failed: {err}")));
     }
-    writer.write_all(&out).await.map_err(Close::Io)
+    writer.write_all(out).await.map_err(Close::Io)
 }

@@ -154,23 +154,46 @@ fn append(
             format!("batch of {batch_bytes} bytes exceeds max.message.bytes {max_message_bytes}");
         return Err(Refusal::with(codes::MESSAGE_TOO_LARGE, message));
     }
-    // The frame is shared and immutable; the log patches base offset and leader epoch in a copy.
-    let mut batch = records.to_vec();
-    let mut producer_batch = ProducerBatch::from_header(&header);
+    // The frame is shared and immutable; the log patches base offset and leader epoch in a
+    // copy. The log has written the copy when `append` returns, so one buffer per thread is
+    // reused for it rather than a fresh allocation per batch.
+    BATCH_COPY
+        .with(|cell| {
+            let mut batch = cell.borrow_mut();
+            if batch.capacity() > BATCH_COPY_KEEP_BYTES {
+                *batch = Vec::new();
+            }
+            batch.clear();
+            batch.extend_from_slice(&records);
+            append_copy(&p, &header, &mut batch)
+        })
+        .map(|landed| (landed, p))
+}
+
+thread_local! {
+    /// The per-thread copy buffer of [`append`].
+    static BATCH_COPY: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Copy buffers that grew past this (an unusually large batch) are not kept.
+const BATCH_COPY_KEEP_BYTES: usize = 1024 * 1024;
+
+/// Checks timestamps (or stamps LogAppendTime) and appends `batch`, the caller's copy.
+fn append_copy(p: &Partition, header: &BatchHeader, batch: &mut [u8]) -> Result<Landed, Refusal> {
+    let mut producer_batch = ProducerBatch::from_header(header);
     let log_append_time_ms = match p.config().message_timestamp_type {
         TimestampType::CreateTime => {
-            check_timestamps(&p, &header)?;
+            check_timestamps(p, header)?;
             -1
         }
         TimestampType::LogAppendTime => {
             let now_ms = freshet_log::Clock::now_ms(&freshet_log::SystemClock);
-            stamp_log_append_time(&mut batch, now_ms)?;
+            stamp_log_append_time(batch, now_ms)?;
             producer_batch.max_timestamp_ms = now_ms;
             now_ms
         }
     };
-    let landed = append_idempotent(&p, &mut batch, &producer_batch, log_append_time_ms)?;
-    Ok((landed, p))
+    append_idempotent(p, batch, &producer_batch, log_append_time_ms)
 }
 
 /// Checks the batch against the partition's producer state and appends it, or finds the
