@@ -124,6 +124,11 @@ pub(crate) struct WriterState {
     pub last_flush_ms: i64,
     /// Value of the recovery-point checkpoint file.
     pub recovery_point_on_disk: i64,
+    /// The clean-shutdown marker is still on disk: nothing changed the segment files since
+    /// the log was opened after a clean shutdown. The first change removes it (durably)
+    /// before touching a file, so a crash after that recovers as unclean, and a crash
+    /// before it reopens as clean, which is still true. Opening costs no fsync this way.
+    pub clean_marker: bool,
 }
 
 impl WriterState {
@@ -310,6 +315,19 @@ impl Log {
         }
     }
 
+    /// Removes the clean-shutdown marker, and fsyncs the directory, before the first change
+    /// to the segment files since open (see [`WriterState::clean_marker`]).
+    fn drop_clean_marker(&self, w: &mut WriterState) -> Result<(), LogError> {
+        if w.clean_marker {
+            self.faults
+                .check(FileOp::Sync)
+                .map_err(|e| LogError::io("fsync directory", &self.dir, e))?;
+            checkpoint::remove(&self.dir, checkpoint::CLEAN_SHUTDOWN_FILE)?;
+            w.clean_marker = false;
+        }
+        Ok(())
+    }
+
     /// fsync of the log directory, through the fault seam ([`FileOp::Sync`]).
     fn sync_dir(&self) -> Result<(), LogError> {
         self.faults
@@ -351,6 +369,7 @@ impl Log {
         check_append_size(&config, &info)?;
         let now_ms = self.clock.now_ms();
         let mut w = self.writer()?;
+        self.drop_clean_marker(&mut w).map_err(|e| self.fail(e))?;
         let base_offset = self.log_end_offset();
         let info = BatchInfo {
             base_offset,
@@ -675,6 +694,7 @@ impl Log {
             if offset >= leo {
                 return Ok(leo);
             }
+            self.drop_clean_marker(w)?;
             let segments = self.segments();
             let keep = segments
                 .partition_point(|s| s.base_offset() <= offset)
@@ -714,6 +734,7 @@ impl Log {
     }
 
     fn reset_to(&self, w: &mut WriterState, offset: i64) -> Result<(), LogError> {
+        self.drop_clean_marker(w)?;
         let old = self.segments();
         for seg in old.iter() {
             seg.delete_files()?;
@@ -778,7 +799,7 @@ impl Log {
     /// holds; the log start offset moves up to the new first segment.
     fn delete_old_segments(
         &self,
-        _w: &mut WriterState,
+        w: &mut WriterState,
         mut predicate: impl FnMut(&Segment, i64, i64) -> bool,
     ) -> Result<RetentionOutcome, LogError> {
         let segments = self.segments();
@@ -795,6 +816,7 @@ impl Log {
         if n == 0 {
             return Ok(RetentionOutcome::default());
         }
+        self.drop_clean_marker(w).map_err(|e| self.fail(e))?;
         self.publish_segments(segments[n..].to_vec());
         self.log_start_offset
             .fetch_max(segments[n].base_offset(), Ordering::AcqRel);
@@ -855,6 +877,7 @@ impl Log {
                 self.log_start_offset(),
             )?;
             checkpoint::write_file_atomically(&self.dir, checkpoint::CLEAN_SHUTDOWN_FILE, b"")?;
+            w.clean_marker = true;
             w.closed = true;
             Ok(())
         })

@@ -67,7 +67,8 @@ impl Log {
         let first_base = segments[0].base_offset();
         let mut lso = lso_checkpoint.unwrap_or(first_base).max(first_base);
         let mut leo = segments.last().expect("non-empty").next_offset();
-        if lso > leo {
+        let restarted = lso > leo;
+        if restarted {
             // DeleteRecords moved the start past data that a crash then lost: restart empty at
             // the start offset so that deleted offsets are never handed out again.
             for seg in &segments {
@@ -98,9 +99,14 @@ impl Log {
             checkpoint::sync_dir(&dir)?;
             checkpoint::write(&dir, RECOVERY_POINT_FILE, leo)?;
         }
-        // Only now may the marker go: a crash before this point recovers as if clean, which is
-        // still right because nothing was written yet.
-        checkpoint::remove(&dir, CLEAN_SHUTDOWN_FILE)?;
+        // The marker stays until the first change to the segment files (`drop_clean_marker`):
+        // until then the files are exactly what the clean shutdown left. A log that was not
+        // shut down cleanly has none; a recovered one must not get one back.
+        let clean_marker =
+            clean && recovered.is_empty() && stats.segments_deleted == 0 && !restarted;
+        if clean && !clean_marker {
+            checkpoint::remove(&dir, CLEAN_SHUTDOWN_FILE)?;
+        }
         stats.segments = segments.len();
         let now_ms = clock.now_ms();
         Ok(Log {
@@ -115,6 +121,7 @@ impl Log {
                 unflushed_records: 0,
                 last_flush_ms: now_ms,
                 recovery_point_on_disk: leo,
+                clean_marker,
             }),
             segments: RwLock::new(Arc::new(segments)),
             log_end_offset: AtomicI64::new(leo),

@@ -396,10 +396,7 @@ fn clean_close_reopens_without_scanning() {
         stats.bytes_scanned < 1024,
         "only the tail after the last index entry: {stats:?}"
     );
-    assert!(
-        !dir.path().join(files::CLEAN_SHUTDOWN_FILE).exists(),
-        "marker consumed"
-    );
+    // Reads leave the marker: the files are still what the clean shutdown left.
     assert_eq!(log.log_end_offset(), 180);
     assert_eq!(read_all(&log, 0), stored.concat());
     assert_eq!(
@@ -409,6 +406,52 @@ fn clean_close_reopens_without_scanning() {
             .timestamp,
         592
     );
+    assert!(dir.path().join(files::CLEAN_SHUTDOWN_FILE).exists());
+    // Dropped without close (a crash): still a clean reopen.
+    drop(log);
+    let log = Log::open(dir.path(), small_config()).unwrap();
+    assert!(log.open_stats().clean_shutdown);
+    // The first append removes it before writing.
+    append_batches(&log, 1, 180);
+    assert!(
+        !dir.path().join(files::CLEAN_SHUTDOWN_FILE).exists(),
+        "marker consumed by the first change"
+    );
+    drop(log);
+    let log = Log::open(dir.path(), small_config()).unwrap();
+    assert!(!log.open_stats().clean_shutdown);
+    assert_eq!(log.log_end_offset(), 183);
+}
+
+/// Every change to the segment files after a clean open removes the marker first:
+/// truncation, DeleteRecords that deletes a segment, retention.
+#[test]
+fn first_change_after_a_clean_open_removes_the_marker() {
+    let changes: [(&str, fn(&Log)); 3] = [
+        ("truncate", |log| {
+            log.truncate_to(30).unwrap();
+        }),
+        ("delete records", |log| {
+            log.delete_records_before(150).unwrap();
+        }),
+        ("reset", |log| log.truncate_fully_and_start_at(500).unwrap()),
+    ];
+    for (name, change) in changes {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::open(dir.path(), small_config()).unwrap();
+        append_batches(&log, 60, 0);
+        log.close().unwrap();
+        let log = Log::open(dir.path(), small_config()).unwrap();
+        assert!(
+            dir.path().join(files::CLEAN_SHUTDOWN_FILE).exists(),
+            "{name}"
+        );
+        change(&log);
+        assert!(
+            !dir.path().join(files::CLEAN_SHUTDOWN_FILE).exists(),
+            "{name}"
+        );
+    }
 }
 
 /// Scaled version of "10 GB in 100 segments": 100 segments; after an unclean stop only the
