@@ -427,7 +427,8 @@ fn clean_close_reopens_without_scanning() {
 /// truncation, DeleteRecords that deletes a segment, retention.
 #[test]
 fn first_change_after_a_clean_open_removes_the_marker() {
-    let changes: [(&str, fn(&Log)); 3] = [
+    type Change = (&'static str, fn(&Log));
+    let changes: [Change; 3] = [
         ("truncate", |log| {
             log.truncate_to(30).unwrap();
         }),
