@@ -107,12 +107,9 @@ impl Context {
     /// Brings the partition registry up to the applied metadata, on a blocking thread (it
     /// creates and opens files).
     pub async fn sync_partitions(&self) {
-        let applied = self.quorum.applied();
+        let image = self.quorum.image();
         let (partitions, node_id) = (self.partitions.clone(), self.node_id());
-        let synced = tokio::task::spawn_blocking(move || {
-            partitions.sync(&applied.image, applied.applied_index, node_id)
-        })
-        .await;
+        let synced = tokio::task::spawn_blocking(move || partitions.sync(&image, node_id)).await;
         match synced {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::error!(error = %e, "partition sync failed"),
@@ -166,9 +163,7 @@ impl Broker {
             groups: Default::default(),
         });
         bootstrap_metadata(&ctx).await?;
-        let applied = ctx.quorum.applied();
-        ctx.partitions
-            .sync(&applied.image, applied.applied_index, ctx.node_id())?;
+        ctx.partitions.sync(&ctx.quorum.image(), ctx.node_id())?;
         let tasks = vec![
             tokio::spawn(accept_loop(ctx.clone(), listener)),
             tokio::spawn(metadata_loop(ctx.clone())),

@@ -105,10 +105,6 @@ pub struct Partitions {
     map: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
     /// Held by [`Partitions::sync`] for its whole run.
     sync_lock: std::sync::Mutex<()>,
-    /// The metadata log index of the last image [`Partitions::sync`] brought the registry to:
-    /// when it is at least an image's index, every partition that image gives this node is
-    /// open (or failed to open); otherwise some may still be opening in the background.
-    synced_index: std::sync::atomic::AtomicU64,
 }
 
 /// Partitions per opening thread, at least: a thread costs tens of microseconds, one cold
@@ -126,19 +122,7 @@ impl Partitions {
             config: config.clone(),
             map: RwLock::default(),
             sync_lock: std::sync::Mutex::default(),
-            synced_index: std::sync::atomic::AtomicU64::new(0),
         }
-    }
-
-    /// Whether the registry has caught up with the image applied at `applied_index`.
-    pub fn synced_to(&self, applied_index: u64) -> bool {
-        self.synced_index.load(std::sync::atomic::Ordering::Acquire) >= applied_index
-    }
-
-    /// Whether a partition `image` gives this node is served: its log is open. False while a
-    /// new partition's log is still being opened (clients get a retriable error meanwhile).
-    pub fn is_open(&self, topic: &str, partition: i32) -> bool {
-        self.get(topic, partition).is_some()
     }
 
     pub fn get(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {
@@ -168,15 +152,7 @@ impl Partitions {
     /// only to take out and put in entries, never while logs are opened or closed, so requests
     /// for other partitions go on while a topic of thousands of partitions is created. Syncs run
     /// one at a time, so a partition is never opened twice.
-    ///
-    /// `applied_index` is the metadata log index of `image`; once done, [`Partitions::synced_to`]
-    /// answers true for it.
-    pub fn sync(
-        &self,
-        image: &MetadataImage,
-        applied_index: u64,
-        node_id: i32,
-    ) -> Result<(), LogError> {
+    pub fn sync(&self, image: &MetadataImage, node_id: i32) -> Result<(), LogError> {
         let _one_at_a_time = self.sync_lock.lock().unwrap_or_else(|p| p.into_inner());
         let wanted = led_partitions(image, node_id);
         let gone = self.take_unwanted(&wanted);
@@ -232,8 +208,6 @@ impl Partitions {
             }
         }
         drop(map);
-        self.synced_index
-            .fetch_max(applied_index, std::sync::atomic::Ordering::AcqRel);
         first_error.map_or(Ok(()), Err)
     }
 

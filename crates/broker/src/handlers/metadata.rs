@@ -32,17 +32,12 @@ pub async fn handle(ctx: &Context, request: MetadataRequest, version: i16) -> Me
             auto_create(ctx, requested).await;
         }
     }
-    let applied = ctx.quorum.applied();
-    let image = applied.image;
-    let served = Served {
-        ctx,
-        settled: ctx.partitions.synced_to(applied.applied_index),
-    };
+    let image = ctx.quorum.image();
     let topics = match topics {
-        None => image.topics().map(|t| topic_response(t, &served)).collect(),
+        None => image.topics().map(topic_response).collect(),
         Some(requested) => requested
             .iter()
-            .map(|(name, id)| requested_topic(&image, name.as_deref(), *id, &served))
+            .map(|(name, id)| requested_topic(&image, name.as_deref(), *id))
             .collect(),
     };
     MetadataResponse {
@@ -101,39 +96,13 @@ fn brokers(image: &MetadataImage) -> Vec<MetadataResponseBroker> {
         .collect()
 }
 
-/// Which partitions this broker serves yet: a partition it leads whose log is still being
-/// opened (a topic or partitions created a moment ago) has no leader to advertise.
-struct Served<'a> {
-    ctx: &'a Context,
-    /// The registry has caught up with the image: every partition led here is open.
-    settled: bool,
-}
-
-impl Served<'_> {
-    fn leader(&self, topic: &str, partition: i32, leader: i32) -> i32 {
-        let opening = !self.settled
-            && leader == self.ctx.node_id()
-            && !self.ctx.partitions.is_open(topic, partition);
-        if opening {
-            -1
-        } else {
-            leader
-        }
-    }
-}
-
-fn requested_topic(
-    image: &MetadataImage,
-    name: Option<&str>,
-    id: Uuid,
-    served: &Served<'_>,
-) -> MetadataResponseTopic {
+fn requested_topic(image: &MetadataImage, name: Option<&str>, id: Uuid) -> MetadataResponseTopic {
     let found = match name {
         Some(name) => image.topic(name),
         None => image.topic_by_id(TopicId(id.0)),
     };
     match found {
-        Some(topic) => topic_response(topic, served),
+        Some(topic) => topic_response(topic),
         None => MetadataResponseTopic {
             error_code: missing_topic_error(name),
             name: name.map(str::to_string),
@@ -154,20 +123,22 @@ fn missing_topic_error(name: Option<&str>) -> i16 {
     }
 }
 
-fn topic_response(topic: &TopicImage, served: &Served<'_>) -> MetadataResponseTopic {
+/// Partitions are reported as the metadata image has them, as Kafka does: a partition whose log
+/// is still being opened (created a moment ago) already shows its leader, and produce or fetch
+/// to it get the retriable NOT_LEADER_OR_FOLLOWER until the log is open.
+fn topic_response(topic: &TopicImage) -> MetadataResponseTopic {
     let partitions = topic
         .partitions
         .iter()
         .enumerate()
-        .map(|(i, p)| (i as i32, p, served.leader(&topic.name, i as i32, p.leader)))
-        .map(|(i, p, leader)| MetadataResponsePartition {
-            error_code: if leader < 0 {
+        .map(|(i, p)| MetadataResponsePartition {
+            error_code: if p.leader < 0 {
                 codes::LEADER_NOT_AVAILABLE
             } else {
                 codes::NONE
             },
-            partition_index: i,
-            leader_id: leader,
+            partition_index: i as i32,
+            leader_id: p.leader,
             leader_epoch: p.leader_epoch,
             replica_nodes: p.replicas.clone(),
             isr_nodes: p.isr.clone(),

@@ -238,37 +238,57 @@ pub async fn create_topic(
     response.topics[0].topic_id
 }
 
-/// Polls Metadata until every partition of `topic` up to `partitions` has a leader: the
+/// Polls ListOffsets until every partition of `topic` up to `partitions` is served: the
 /// broker answers CreateTopics and CreatePartitions once the metadata is committed and opens
-/// the logs in the background (LEADER_NOT_AVAILABLE meanwhile), as Kafka does. Returns the
-/// number of polls that found some partition without a leader.
+/// the logs in the background (NOT_LEADER_OR_FOLLOWER meanwhile), as Kafka does. Returns the
+/// number of polls that found some partition not served yet.
 pub async fn wait_served(c: &mut Client, topic: &str, partitions: i32) -> usize {
-    use freshet_protocol::messages::{metadata_request, MetadataRequest};
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let mut waits = 0;
     loop {
-        let request = MetadataRequest {
-            topics: Some(vec![metadata_request::MetadataRequestTopic {
-                name: Some(topic.to_string()),
-                ..Default::default()
-            }]),
-            ..Default::default()
-        };
-        let response = call!(c, 12, Metadata, request);
-        let t = &response.topics[0];
-        let led = t
-            .partitions
-            .iter()
-            .filter(|p| p.error_code == 0 && p.leader_id >= 0)
-            .count();
-        if t.error_code == 0 && led >= usize::try_from(partitions).unwrap_or(0) {
+        let unserved = unserved_partitions(c, topic, partitions).await;
+        if unserved == 0 {
             return waits;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "{topic}: {led} of {partitions} partitions served after 30 s"
+            "{topic}: {unserved} of {partitions} partitions not served after 30 s"
         );
         waits += 1;
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
+}
+
+/// How many of the first `partitions` partitions of `topic` answer ListOffsets (latest) with
+/// an error.
+pub async fn unserved_partitions(c: &mut Client, topic: &str, partitions: i32) -> usize {
+    use freshet_protocol::messages::list_offsets_request::{
+        ListOffsetsPartition, ListOffsetsTopic,
+    };
+    use freshet_protocol::messages::ListOffsetsRequest;
+    let request = ListOffsetsRequest {
+        replica_id: -1,
+        topics: vec![ListOffsetsTopic {
+            name: topic.to_string(),
+            partitions: (0..partitions)
+                .map(|p| ListOffsetsPartition {
+                    partition_index: p,
+                    current_leader_epoch: -1,
+                    timestamp: -1,
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let response = call!(c, 7, ListOffsets, request);
+    response
+        .topics
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .filter(|p| p.error_code != 0)
+        .count()
+        + (partitions as usize)
+            .saturating_sub(response.topics.iter().map(|t| t.partitions.len()).sum())
 }

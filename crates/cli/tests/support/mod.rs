@@ -262,34 +262,47 @@ pub fn create_topic(client: &mut RawClient, name: &str, partitions: i32) {
     wait_served(client, name, partitions);
 }
 
-/// Polls Metadata until every partition of `topic` has a leader: CreateTopics is answered
-/// once the topic is committed, and its logs open in the background (LEADER_NOT_AVAILABLE
+/// Polls ListOffsets until every partition of `topic` is served: CreateTopics is answered
+/// once the topic is committed, and its logs open in the background (NOT_LEADER_OR_FOLLOWER
 /// meanwhile), as with Kafka.
 pub fn wait_served(client: &mut RawClient, topic: &str, partitions: i32) {
-    use freshet_protocol::messages::{metadata_request::MetadataRequestTopic, MetadataRequest};
+    use freshet_protocol::messages::list_offsets_request::{
+        ListOffsetsPartition, ListOffsetsTopic,
+    };
+    use freshet_protocol::messages::ListOffsetsRequest;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
-        let request = MetadataRequest {
-            topics: Some(vec![MetadataRequestTopic {
-                name: Some(topic.into()),
+        let request = ListOffsetsRequest {
+            replica_id: -1,
+            topics: vec![ListOffsetsTopic {
+                name: topic.into(),
+                partitions: (0..partitions)
+                    .map(|p| ListOffsetsPartition {
+                        partition_index: p,
+                        current_leader_epoch: -1,
+                        timestamp: -1,
+                        ..Default::default()
+                    })
+                    .collect(),
                 ..Default::default()
-            }]),
+            }],
             ..Default::default()
         };
-        let led = match client.call(12, Request::Metadata(request)).unwrap() {
-            Response::Metadata(r) => r.topics[0]
-                .partitions
+        let served = match client.call(7, Request::ListOffsets(request)).unwrap() {
+            Response::ListOffsets(r) => r
+                .topics
                 .iter()
-                .filter(|p| p.error_code == 0 && p.leader_id >= 0)
+                .flat_map(|t| &t.partitions)
+                .filter(|p| p.error_code == 0)
                 .count(),
             other => panic!("unexpected {other:?}"),
         };
-        if led >= usize::try_from(partitions).unwrap_or(0) {
+        if served >= usize::try_from(partitions).unwrap_or(0) {
             return;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "{topic}: {led} of {partitions} partitions served after 30 s"
+            "{topic}: {served} of {partitions} partitions served after 30 s"
         );
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
