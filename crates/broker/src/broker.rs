@@ -67,7 +67,7 @@ impl Context {
         if records.is_empty() {
             return Ok(());
         }
-        self.quorum.propose(records).await?;
+        self.propose_committed(records).await?;
         self.sync_partitions().await;
         Ok(())
     }
@@ -75,8 +75,8 @@ impl Context {
     /// Proposes metadata records and returns once they are committed and applied, without
     /// waiting for the partition logs they create to open: the metadata loop opens them in the
     /// background (Kafka's controller answers CreateTopics and CreatePartitions the same way).
-    /// Until a log is open, produce and fetch get NOT_LEADER_OR_FOLLOWER and Metadata reports
-    /// LEADER_NOT_AVAILABLE for it (both retriable).
+    /// Until a log is open, produce, fetch and ListOffsets get the retriable
+    /// NOT_LEADER_OR_FOLLOWER; Metadata already names the leader, as Kafka's does.
     pub async fn propose_committed(
         &self,
         records: Vec<MetadataRecord>,

@@ -216,24 +216,50 @@ pub struct ScanEnd {
     pub bytes_read: u64,
 }
 
+/// How [`open_file`] opens a segment's file.
+#[derive(Clone, Copy)]
+enum FileMode {
+    /// A new, empty file (replacing a stale one of the same name).
+    Create,
+    /// The file must exist.
+    Existing,
+    /// Kept if it exists, created empty otherwise.
+    CreateIfMissing,
+}
+
+/// Opens one of a segment's files for reading and writing, through the fault seam
+/// ([`FileOp::Create`]).
+fn open_file(
+    dir: &Path,
+    base_offset: i64,
+    suffix: &str,
+    faults: &DiskFaults,
+    mode: FileMode,
+) -> Result<(PathBuf, File), LogError> {
+    let path = dir.join(file_name(base_offset, suffix));
+    let (create, truncate, what) = match mode {
+        FileMode::Create => (true, true, "create"),
+        FileMode::Existing => (false, false, "open"),
+        FileMode::CreateIfMissing => (true, false, "open"),
+    };
+    let file = faults
+        .check(FileOp::Create)
+        .and_then(|()| {
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(create)
+                .truncate(truncate)
+                .open(&path)
+        })
+        .map_err(|e| LogError::io(what, &path, e))?;
+    Ok((path, file))
+}
+
 impl Segment {
     /// Creates a new, empty segment (replacing stale files of the same name).
     pub fn create(dir: &Path, base_offset: i64, faults: &DiskFaults) -> Result<Segment, LogError> {
-        let open = |suffix: &str| -> Result<(PathBuf, File), LogError> {
-            let path = dir.join(file_name(base_offset, suffix));
-            let file = faults
-                .check(FileOp::Create)
-                .and_then(|()| {
-                    OpenOptions::new()
-                        .read(true)
-                        .write(true)
-                        .create(true)
-                        .truncate(true)
-                        .open(&path)
-                })
-                .map_err(|e| LogError::io("create", &path, e))?;
-            Ok((path, file))
-        };
+        let open = |suffix| open_file(dir, base_offset, suffix, faults, FileMode::Create);
         let files = (
             open(LOG_SUFFIX)?,
             open(INDEX_SUFFIX)?,
@@ -250,28 +276,14 @@ impl Segment {
     /// Opens an existing segment's files (the indexes are created if missing) with empty
     /// metadata; the caller loads or rebuilds it.
     pub fn open(dir: &Path, base_offset: i64, faults: &DiskFaults) -> Result<Segment, LogError> {
-        let open = |suffix: &str, create: bool| -> Result<(PathBuf, File), LogError> {
-            let path = dir.join(file_name(base_offset, suffix));
-            let file = faults
-                .check(FileOp::Create)
-                .and_then(|()| {
-                    OpenOptions::new()
-                        .read(true)
-                        .write(true)
-                        .create(create)
-                        .truncate(false)
-                        .open(&path)
-                })
-                .map_err(|e| LogError::io("open", &path, e))?;
-            Ok((path, file))
-        };
+        let open = |suffix, mode| open_file(dir, base_offset, suffix, faults, mode);
         let indexes_missing = [INDEX_SUFFIX, TIME_INDEX_SUFFIX]
             .iter()
             .any(|s| !dir.join(file_name(base_offset, s)).exists());
         let files = (
-            open(LOG_SUFFIX, false)?,
-            open(INDEX_SUFFIX, true)?,
-            open(TIME_INDEX_SUFFIX, true)?,
+            open(LOG_SUFFIX, FileMode::Existing)?,
+            open(INDEX_SUFFIX, FileMode::CreateIfMissing)?,
+            open(TIME_INDEX_SUFFIX, FileMode::CreateIfMissing)?,
         );
         let mut seg =
             Segment::from_files(base_offset, files, SegmentMeta::empty(base_offset), faults);
