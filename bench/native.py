@@ -103,6 +103,12 @@ def consumer_conf(bootstrap, **extra):
         "fetch.max.bytes": 52428800,
         "max.partition.fetch.bytes": 1048576,
         "queued.min.messages": 200000,
+        # With its default of 1000 ms, a consumer whose local queue is full (the broker
+        # delivers faster than this Python loop drains) stops fetching for up to a second, and
+        # the figure measures those pauses: the faster broker fills the queue sooner and pays
+        # more of them (seen: 33-36 MB/s on Freshet against 55-58 on Kafka for 100 B records
+        # with the default, 70-75 on both with 10 ms).
+        "fetch.queue.backoff.ms": 10,
     }
     conf.update(extra)
     return conf
