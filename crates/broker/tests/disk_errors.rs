@@ -1,6 +1,6 @@
 //! A disk error on one partition of a running broker (injected through the log's fault seam):
 //! that partition answers KAFKA_STORAGE_ERROR to Produce, Fetch and ListOffsets, never
-//! acknowledging the write that failed; the other partitions and the broker carry on; a
+//! acknowledging the write that failed, and Metadata shows it offline; the other partitions and the broker carry on; a
 //! restart recovers the partition with every acknowledged record.
 
 #[macro_use]
@@ -12,11 +12,16 @@ use bytes::Bytes;
 use freshet_log::{Fault, FileOp, EIO};
 use freshet_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use freshet_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use freshet_protocol::messages::metadata_request::MetadataRequestTopic;
+use freshet_protocol::messages::metadata_response::MetadataResponsePartition;
 use freshet_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use freshet_protocol::messages::{FetchRequest, ListOffsetsRequest, ProduceRequest};
+use freshet_protocol::messages::{
+    FetchRequest, ListOffsetsRequest, MetadataRequest, ProduceRequest,
+};
 use support::{batch, create_topic, read_all, Client, TestBroker};
 
 const NONE: i16 = 0;
+const LEADER_NOT_AVAILABLE: i16 = 5;
 const KAFKA_STORAGE_ERROR: i16 = 56;
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
@@ -114,6 +119,23 @@ async fn list_offset(c: &mut Client, topic: &str, partition: i32, timestamp: i64
     (p.error_code, p.offset)
 }
 
+/// Partitions 0 and 1 of `topic` as Metadata v12 reports them.
+async fn metadata_partitions(
+    c: &mut Client,
+    topic: &str,
+) -> (MetadataResponsePartition, MetadataResponsePartition) {
+    let request = MetadataRequest {
+        topics: Some(vec![MetadataRequestTopic {
+            name: Some(topic.to_string()),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    };
+    let response = call!(c, 12, Metadata, request);
+    let partitions = &response.topics[0].partitions;
+    (partitions[0].clone(), partitions[1].clone())
+}
+
 fn values(records: &[(i64, Option<Bytes>, Option<Bytes>)]) -> Vec<(i64, String)> {
     records
         .iter()
@@ -169,6 +191,18 @@ async fn a_failed_disk_on_one_partition_answers_storage_errors_and_spares_the_ot
             "ListOffsets at {timestamp}"
         );
     }
+
+    // Metadata shows the partition without a leader and this node as its offline replica,
+    // as Kafka reports a partition whose only replica is on a failed log directory.
+    let (p0, p1) = metadata_partitions(&mut c, "disk").await;
+    assert_eq!(
+        (p0.error_code, p0.leader_id, p0.offline_replicas.clone()),
+        (LEADER_NOT_AVAILABLE, -1, vec![1])
+    );
+    assert_eq!(
+        (p1.error_code, p1.leader_id, p1.offline_replicas.clone()),
+        (NONE, 1, vec![])
+    );
 
     // Partition 1 and the rest of the broker carry on.
     assert_eq!(produce(&mut c, "disk", &[(1, "b2")]).await, vec![(NONE, 2)]);

@@ -34,10 +34,10 @@ pub async fn handle(ctx: &Context, request: MetadataRequest, version: i16) -> Me
     }
     let image = ctx.quorum.image();
     let topics = match topics {
-        None => image.topics().map(topic_response).collect(),
+        None => image.topics().map(|t| topic_response(ctx, t)).collect(),
         Some(requested) => requested
             .iter()
-            .map(|(name, id)| requested_topic(&image, name.as_deref(), *id))
+            .map(|(name, id)| requested_topic(ctx, &image, name.as_deref(), *id))
             .collect(),
     };
     MetadataResponse {
@@ -96,13 +96,18 @@ fn brokers(image: &MetadataImage) -> Vec<MetadataResponseBroker> {
         .collect()
 }
 
-fn requested_topic(image: &MetadataImage, name: Option<&str>, id: Uuid) -> MetadataResponseTopic {
+fn requested_topic(
+    ctx: &Context,
+    image: &MetadataImage,
+    name: Option<&str>,
+    id: Uuid,
+) -> MetadataResponseTopic {
     let found = match name {
         Some(name) => image.topic(name),
         None => image.topic_by_id(TopicId(id.0)),
     };
     match found {
-        Some(topic) => topic_response(topic),
+        Some(topic) => topic_response(ctx, topic),
         None => MetadataResponseTopic {
             error_code: missing_topic_error(name),
             name: name.map(str::to_string),
@@ -125,24 +130,40 @@ fn missing_topic_error(name: Option<&str>) -> i16 {
 
 /// Partitions are reported as the metadata image has them, as Kafka does: a partition whose log
 /// is still being opened (created a moment ago) already shows its leader, and produce or fetch
-/// to it get the retriable NOT_LEADER_OR_FOLLOWER until the log is open.
-fn topic_response(topic: &TopicImage) -> MetadataResponseTopic {
+/// to it get the retriable NOT_LEADER_OR_FOLLOWER until the log is open. A partition whose log
+/// a disk error took offline has no leader and lists this node as an offline replica, as
+/// Kafka reports a partition whose only replica sits in a failed log directory.
+fn topic_response(ctx: &Context, topic: &TopicImage) -> MetadataResponseTopic {
+    let node = ctx.node_id();
+    let offline = |i: i32, leader: i32| {
+        leader == node
+            && ctx
+                .partitions
+                .get(&topic.name, i)
+                .is_some_and(|p| p.log.is_failed())
+    };
     let partitions = topic
         .partitions
         .iter()
         .enumerate()
-        .map(|(i, p)| MetadataResponsePartition {
-            error_code: if p.leader < 0 {
-                codes::LEADER_NOT_AVAILABLE
-            } else {
-                codes::NONE
-            },
-            partition_index: i as i32,
-            leader_id: p.leader,
-            leader_epoch: p.leader_epoch,
-            replica_nodes: p.replicas.clone(),
-            isr_nodes: p.isr.clone(),
-            ..Default::default()
+        .map(|(i, p)| {
+            let i = i as i32;
+            let offline = offline(i, p.leader);
+            let leader = if offline { -1 } else { p.leader };
+            MetadataResponsePartition {
+                error_code: if leader < 0 {
+                    codes::LEADER_NOT_AVAILABLE
+                } else {
+                    codes::NONE
+                },
+                partition_index: i,
+                leader_id: leader,
+                leader_epoch: p.leader_epoch,
+                replica_nodes: p.replicas.clone(),
+                isr_nodes: p.isr.clone(),
+                offline_replicas: if offline { vec![node] } else { Vec::new() },
+                ..Default::default()
+            }
         })
         .collect();
     MetadataResponseTopic {
