@@ -5,6 +5,11 @@
 //! Group members are driven with raw JoinGroup / SyncGroup / LeaveGroup requests, so these
 //! tests do not depend on the client's own group consumer.
 
+#[path = "support/live.rs"]
+mod live;
+
+use live::{bootstrap, unique};
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -27,24 +32,6 @@ use freshet_protocol::messages::{
     LeaveGroupResponse, SyncGroupRequest, SyncGroupResponse,
 };
 use freshet_protocol::{ApiKey, Encode};
-
-fn bootstrap() -> Option<String> {
-    match std::env::var("FRESHET_TEST_BOOTSTRAP") {
-        Ok(servers) if !servers.is_empty() => Some(servers),
-        _ => {
-            eprintln!("FRESHET_TEST_BOOTSTRAP is not set: skipping this broker test");
-            None
-        }
-    }
-}
-
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{prefix}-{nanos}")
-}
 
 const GROUP_ID_NOT_FOUND: KafkaCode = KafkaCode(69);
 const NON_EMPTY_GROUP: KafkaCode = KafkaCode(68);

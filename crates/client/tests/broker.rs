@@ -5,6 +5,11 @@
 //! Every test creates its own topics with a unique suffix, so runs can repeat against the
 //! same broker.
 
+#[path = "support/live.rs"]
+mod live;
+
+use live::{bootstrap, unique};
+
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -16,24 +21,6 @@ use freshet_client::{
     KafkaCode, NewTopic, OffsetReset, ProduceError, Producer, ProducerConfig, ProducerRecord,
     TopicPartition,
 };
-
-fn bootstrap() -> Option<String> {
-    match std::env::var("FRESHET_TEST_BOOTSTRAP") {
-        Ok(servers) if !servers.is_empty() => Some(servers),
-        _ => {
-            eprintln!("FRESHET_TEST_BOOTSTRAP is not set: skipping this broker test");
-            None
-        }
-    }
-}
-
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{prefix}-{nanos}")
-}
 
 async fn create_topic(admin: &Admin, name: &str, partitions: i32) {
     admin

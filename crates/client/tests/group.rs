@@ -5,6 +5,11 @@
 //! Every test creates its own topics and groups with a unique suffix, so runs can repeat
 //! against the same broker.
 
+#[path = "support/live.rs"]
+mod live;
+
+use live::{bootstrap, unique};
+
 #[path = "support/fake_wire.rs"]
 mod fake_wire;
 
@@ -19,24 +24,6 @@ use freshet_client::{
     RebalanceEvent, TopicPartition,
 };
 use tokio::sync::watch;
-
-fn bootstrap() -> Option<String> {
-    match std::env::var("FRESHET_TEST_BOOTSTRAP") {
-        Ok(servers) if !servers.is_empty() => Some(servers),
-        _ => {
-            eprintln!("FRESHET_TEST_BOOTSTRAP is not set: skipping this broker test");
-            None
-        }
-    }
-}
-
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{prefix}-{nanos}")
-}
 
 async fn create_topic(servers: &str, name: &str, partitions: i32) {
     let admin = Admin::new(ClientConfig::new(servers)).unwrap();
@@ -716,16 +703,12 @@ mod scripted {
         AssignmentStrategy, GroupConsumer, GroupConsumerConfig, KafkaCode, OffsetReset,
         RebalanceEvent, TopicPartition,
     };
-    use freshet_protocol::messages::api_versions_response::ApiVersion;
     use freshet_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
     use freshet_protocol::messages::find_coordinator_response::Coordinator;
     use freshet_protocol::messages::join_group_response::JoinGroupResponseMember;
     use freshet_protocol::messages::leave_group_response::MemberResponse;
     use freshet_protocol::messages::list_offsets_response::{
         ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
-    };
-    use freshet_protocol::messages::metadata_response::{
-        MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
     };
     use freshet_protocol::messages::offset_commit_response::{
         OffsetCommitResponsePartition, OffsetCommitResponseTopic,
@@ -801,56 +784,21 @@ mod scripted {
     ) {
         let mut script = script.lock().unwrap();
         match api {
-            ApiKey::ApiVersions => ApiVersionsResponse {
-                api_keys: [
-                    ApiKey::ApiVersions,
-                    ApiKey::Metadata,
-                    ApiKey::FindCoordinator,
-                    ApiKey::JoinGroup,
-                    ApiKey::SyncGroup,
-                    ApiKey::Heartbeat,
-                    ApiKey::LeaveGroup,
-                    ApiKey::OffsetCommit,
-                    ApiKey::OffsetFetch,
-                    ApiKey::ListOffsets,
-                    ApiKey::Fetch,
-                ]
-                .iter()
-                .map(|api| ApiVersion {
-                    api_key: api.as_i16(),
-                    min_version: 0,
-                    max_version: api.valid_versions().1,
-                    ..Default::default()
-                })
-                .collect(),
-                ..Default::default()
-            }
+            ApiKey::ApiVersions => crate::fake_wire::api_versions(&[
+                ApiKey::ApiVersions,
+                ApiKey::Metadata,
+                ApiKey::FindCoordinator,
+                ApiKey::JoinGroup,
+                ApiKey::SyncGroup,
+                ApiKey::Heartbeat,
+                ApiKey::LeaveGroup,
+                ApiKey::OffsetCommit,
+                ApiKey::OffsetFetch,
+                ApiKey::ListOffsets,
+                ApiKey::Fetch,
+            ])
             .encode(body, version),
-            ApiKey::Metadata => MetadataResponse {
-                brokers: vec![MetadataResponseBroker {
-                    node_id: 1,
-                    host: "127.0.0.1".into(),
-                    port: i32::from(port),
-                    ..Default::default()
-                }],
-                cluster_id: Some("scripted".into()),
-                controller_id: 1,
-                topics: vec![MetadataResponseTopic {
-                    name: Some("t".into()),
-                    partitions: (0..2)
-                        .map(|p| MetadataResponsePartition {
-                            partition_index: p,
-                            leader_id: 1,
-                            replica_nodes: vec![1],
-                            isr_nodes: vec![1],
-                            ..Default::default()
-                        })
-                        .collect(),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }
-            .encode(body, version),
+            ApiKey::Metadata => crate::fake_wire::metadata(port, 2).encode(body, version),
             ApiKey::FindCoordinator => {
                 script.find_coordinator += 1;
                 let request = FindCoordinatorRequest::decode(frame, version).unwrap();

@@ -12,6 +12,11 @@
 //! lifetime, default 400), `FRESHET_STRESS_LAG_MS` (delay added to the broker's answers,
 //! default 0) and `FRESHET_STRESS_SEED` tune a run.
 
+#[path = "support/live.rs"]
+mod live;
+
+use live::unique;
+
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -116,14 +121,6 @@ async fn start_proxy(
         }
     });
     cuts
-}
-
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{prefix}-{nanos}")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

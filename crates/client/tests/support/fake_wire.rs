@@ -66,6 +66,12 @@ pub fn api_versions(apis: &[ApiKey]) -> ApiVersionsResponse {
 
 /// Metadata of one broker (node 1 on 127.0.0.1:`port`) leading partition 0 of topic "t".
 pub fn metadata_one_partition(port: u16) -> MetadataResponse {
+    metadata(port, 1)
+}
+
+/// Metadata of one broker (node 1 on 127.0.0.1:`port`) leading partitions 0..`partitions` of
+/// topic "t".
+pub fn metadata(port: u16, partitions: i32) -> MetadataResponse {
     MetadataResponse {
         brokers: vec![MetadataResponseBroker {
             node_id: 1,
@@ -77,13 +83,15 @@ pub fn metadata_one_partition(port: u16) -> MetadataResponse {
         controller_id: 1,
         topics: vec![MetadataResponseTopic {
             name: Some("t".into()),
-            partitions: vec![MetadataResponsePartition {
-                partition_index: 0,
-                leader_id: 1,
-                replica_nodes: vec![1],
-                isr_nodes: vec![1],
-                ..Default::default()
-            }],
+            partitions: (0..partitions)
+                .map(|p| MetadataResponsePartition {
+                    partition_index: p,
+                    leader_id: 1,
+                    replica_nodes: vec![1],
+                    isr_nodes: vec![1],
+                    ..Default::default()
+                })
+                .collect(),
             ..Default::default()
         }],
         ..Default::default()
