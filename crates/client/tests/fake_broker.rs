@@ -5,13 +5,7 @@
 #[path = "support/fake_wire.rs"]
 mod fake_wire;
 
-/// The APIs the fake broker offers a producer.
-const PRODUCER_APIS: &[ApiKey] = &[
-    ApiKey::ApiVersions,
-    ApiKey::Metadata,
-    ApiKey::InitProducerId,
-    ApiKey::Produce,
-];
+use fake_wire::PRODUCER_APIS;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -48,6 +48,14 @@ pub async fn write_response(
     stream.write_all(&out).await.unwrap();
 }
 
+/// The APIs a fake broker offers a producer.
+pub const PRODUCER_APIS: &[ApiKey] = &[
+    ApiKey::ApiVersions,
+    ApiKey::Metadata,
+    ApiKey::InitProducerId,
+    ApiKey::Produce,
+];
+
 /// ApiVersions offering every version the specs define of `apis`.
 pub fn api_versions(apis: &[ApiKey]) -> ApiVersionsResponse {
     ApiVersionsResponse {
