@@ -137,6 +137,15 @@ impl Partitions {
         self.read().values().cloned().collect()
     }
 
+    /// The partitions whose log a disk error took offline (usually none).
+    pub fn offline(&self) -> std::collections::HashSet<TopicPartition> {
+        self.read()
+            .iter()
+            .filter(|(_, p)| p.log.is_failed())
+            .map(|(tp, _)| tp.clone())
+            .collect()
+    }
+
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<TopicPartition, Arc<Partition>>> {
         self.map.read().unwrap_or_else(|p| p.into_inner())
     }

@@ -1,8 +1,11 @@
 //! Metadata: brokers, the cluster id and each topic's partitions and leaders; creates missing
 //! topics when both the request and `auto_create_topics_enable` allow it, as Kafka does.
 
+use std::collections::HashSet;
+
 use crate::broker::Context;
 use crate::codes;
+use crate::partitions::TopicPartition;
 use freshet_metadata::controller::{self, NewTopic};
 use freshet_metadata::{MetadataImage, TopicId, TopicImage};
 use freshet_protocol::messages::metadata_response::{
@@ -33,11 +36,15 @@ pub async fn handle(ctx: &Context, request: MetadataRequest, version: i16) -> Me
         }
     }
     let image = ctx.quorum.image();
+    let served = Served {
+        node: ctx.node_id(),
+        offline: ctx.partitions.offline(),
+    };
     let topics = match topics {
-        None => image.topics().map(|t| topic_response(ctx, t)).collect(),
+        None => image.topics().map(|t| topic_response(&served, t)).collect(),
         Some(requested) => requested
             .iter()
-            .map(|(name, id)| requested_topic(ctx, &image, name.as_deref(), *id))
+            .map(|(name, id)| requested_topic(&served, &image, name.as_deref(), *id))
             .collect(),
     };
     MetadataResponse {
@@ -96,8 +103,14 @@ fn brokers(image: &MetadataImage) -> Vec<MetadataResponseBroker> {
         .collect()
 }
 
+/// This node and the partitions it leads whose log a disk error took offline.
+struct Served {
+    node: i32,
+    offline: HashSet<TopicPartition>,
+}
+
 fn requested_topic(
-    ctx: &Context,
+    served: &Served,
     image: &MetadataImage,
     name: Option<&str>,
     id: Uuid,
@@ -107,7 +120,7 @@ fn requested_topic(
         None => image.topic_by_id(TopicId(id.0)),
     };
     match found {
-        Some(topic) => topic_response(ctx, topic),
+        Some(topic) => topic_response(served, topic),
         None => MetadataResponseTopic {
             error_code: missing_topic_error(name),
             name: name.map(str::to_string),
@@ -133,14 +146,15 @@ fn missing_topic_error(name: Option<&str>) -> i16 {
 /// to it get the retriable NOT_LEADER_OR_FOLLOWER until the log is open. A partition whose log
 /// a disk error took offline has no leader and lists this node as an offline replica, as
 /// Kafka reports a partition whose only replica sits in a failed log directory.
-fn topic_response(ctx: &Context, topic: &TopicImage) -> MetadataResponseTopic {
-    let node = ctx.node_id();
+fn topic_response(served: &Served, topic: &TopicImage) -> MetadataResponseTopic {
+    let node = served.node;
     let offline = |i: i32, leader: i32| {
         leader == node
-            && ctx
-                .partitions
-                .get(&topic.name, i)
-                .is_some_and(|p| p.log.is_failed())
+            && !served.offline.is_empty()
+            && served.offline.contains(&TopicPartition {
+                topic: topic.name.clone(),
+                partition: i,
+            })
     };
     let partitions = topic
         .partitions
