@@ -26,4 +26,6 @@ pub use header::{
     BatchHeader, Batches, Compression, TimestampType, BATCH_HEADER_LEN, BATCH_LENGTH_OFFSET,
     LOG_OVERHEAD, MAGIC_V2,
 };
-pub use record::{records, Record, RecordError, RecordHeader, Records};
+pub use record::{
+    records, scan_records, Record, RecordError, RecordHeader, Records, ScannedRecords,
+};

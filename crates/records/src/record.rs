@@ -10,6 +10,7 @@
 //! against the bytes that remain before anything is allocated for it.
 
 use std::fmt;
+use std::ops::Range;
 
 use bytes::Bytes;
 
@@ -180,27 +181,9 @@ impl Records {
     }
 
     fn read_record(&mut self, record_index: i32) -> Result<Record, RecordError> {
-        let malformed = |reason| RecordError::Malformed {
-            record_index,
-            reason,
-        };
-        let mut cursor = Cursor {
-            bytes: &self.body,
-            position: self.position,
-            end: self.body.len(),
-        };
-        let length = cursor
-            .length()
-            .ok_or_else(|| malformed("bad record length"))?;
-        // Bound the cursor by the record's own length, so no field can read into the next.
-        cursor.end = cursor.position + length;
-        let record =
-            decode_body(&mut cursor, &self.header).ok_or_else(|| malformed("bad record body"))?;
-        if cursor.position != cursor.end {
-            return Err(malformed("record length disagrees with its fields"));
-        }
-        self.position = cursor.end;
-        Ok(record)
+        let (end, fields) = within_record(&self.body, self.position, record_index, read_fields)?;
+        self.position = end;
+        Ok(fields.into_record(&self.body, &self.header))
     }
 }
 
@@ -217,34 +200,89 @@ impl Iterator for Records {
 
 impl std::iter::FusedIterator for Records {}
 
-/// Reads a record's fields after its length prefix; `None` on any malformation.
-fn decode_body(cursor: &mut Cursor<'_>, batch: &BatchHeader) -> Option<Record> {
-    let attributes = cursor.byte()? as i8;
-    let timestamp_delta = cursor.varlong()?;
-    let offset_delta = cursor.varint()?;
-    let key = cursor.nullable_bytes()?;
-    let value = cursor.nullable_bytes()?;
-    let headers = decode_headers(cursor)?;
-    let timestamp = match batch.timestamp_type() {
-        TimestampType::CreateTime => batch.base_timestamp.wrapping_add(timestamp_delta),
-        TimestampType::LogAppendTime => batch.max_timestamp,
+/// One record's fields as positions in the records section: what [`within_record`] finds with [`read_fields`]
+/// without copying or allocating anything but the header list.
+struct RecordFields {
+    attributes: i8,
+    timestamp_delta: i64,
+    offset_delta: i32,
+    key: Option<Range<usize>>,
+    value: Option<Range<usize>>,
+    headers: Vec<(Range<usize>, Option<Range<usize>>)>,
+}
+
+impl RecordFields {
+    fn into_record(self, body: &Bytes, batch: &BatchHeader) -> Record {
+        let slice = |range: Option<Range<usize>>| range.map(|r| body.slice(r));
+        let timestamp = match batch.timestamp_type() {
+            TimestampType::CreateTime => batch.base_timestamp.wrapping_add(self.timestamp_delta),
+            TimestampType::LogAppendTime => batch.max_timestamp,
+        };
+        Record {
+            attributes: self.attributes,
+            timestamp_delta: self.timestamp_delta,
+            offset_delta: self.offset_delta,
+            offset: batch.base_offset.wrapping_add(i64::from(self.offset_delta)),
+            timestamp,
+            key: slice(self.key),
+            value: slice(self.value),
+            headers: self
+                .headers
+                .into_iter()
+                .map(|(key, value)| RecordHeader {
+                    key: body.slice(key),
+                    value: slice(value),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Reads the record that starts at `position` of `body` (its length prefix, then its fields
+/// with `read_fields`) and returns where it ends with what `read_fields` found. Every length is
+/// checked against the record's own length, so no field can reach into the next record.
+fn within_record<T>(
+    body: &[u8],
+    position: usize,
+    record_index: i32,
+    read_fields: impl FnOnce(&mut Cursor<'_>) -> Option<T>,
+) -> Result<(usize, T), RecordError> {
+    let malformed = |reason| RecordError::Malformed {
+        record_index,
+        reason,
     };
-    Some(Record {
-        attributes,
-        timestamp_delta,
-        offset_delta,
-        offset: batch.base_offset.wrapping_add(i64::from(offset_delta)),
-        timestamp,
-        key,
-        value,
-        headers,
+    let mut cursor = Cursor {
+        bytes: body,
+        position,
+        end: body.len(),
+    };
+    let length = cursor
+        .length()
+        .ok_or_else(|| malformed("bad record length"))?;
+    cursor.end = cursor.position + length;
+    let fields = read_fields(&mut cursor).ok_or_else(|| malformed("bad record body"))?;
+    if cursor.position != cursor.end {
+        return Err(malformed("record length disagrees with its fields"));
+    }
+    Ok((cursor.end, fields))
+}
+
+/// Reads a record's fields after its length prefix; `None` on any malformation.
+fn read_fields(cursor: &mut Cursor<'_>) -> Option<RecordFields> {
+    Some(RecordFields {
+        attributes: cursor.byte()? as i8,
+        timestamp_delta: cursor.varlong()?,
+        offset_delta: cursor.varint()?,
+        key: cursor.nullable_range()?,
+        value: cursor.nullable_range()?,
+        headers: read_headers(cursor)?,
     })
 }
 
 /// The smallest header on the wire: a zero-length key and a null value, one byte each.
 const HEADER_MIN_BYTES: usize = 2;
 
-fn decode_headers(cursor: &mut Cursor<'_>) -> Option<Vec<RecordHeader>> {
+fn read_headers(cursor: &mut Cursor<'_>) -> Option<Vec<(Range<usize>, Option<Range<usize>>)>> {
     let count = usize::try_from(cursor.varint()?).ok()?;
     // A hostile count cannot make us reserve more than the remaining bytes could hold.
     if count > cursor.remaining() / HEADER_MIN_BYTES {
@@ -252,16 +290,74 @@ fn decode_headers(cursor: &mut Cursor<'_>) -> Option<Vec<RecordHeader>> {
     }
     let mut headers = Vec::with_capacity(count);
     for _ in 0..count {
-        let key = cursor.nullable_bytes()??; // Kafka rejects a null header key.
-        let value = cursor.nullable_bytes()?;
-        headers.push(RecordHeader { key, value });
+        let key = cursor.nullable_range()??; // Kafka rejects a null header key.
+        let value = cursor.nullable_range()?;
+        headers.push((key, value));
     }
     Some(headers)
 }
 
+/// The timestamps a walk over a batch's records found (see [`scan_records`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScannedRecords {
+    /// The smallest and largest record timestamps (`base_timestamp + timestampDelta`), as a
+    /// CreateTime batch states them.
+    pub min_timestamp: i64,
+    pub max_timestamp: i64,
+}
+
+/// Checks that `body`, the decompressed records section of the batch `header`, holds exactly
+/// `recordCount` well-formed records, and returns the range of their timestamps. The records
+/// are walked, never built: this is the broker's produce-time check (Kafka's LogValidator
+/// parses every record of a client's batch too), so that a batch whose CRC is right but whose
+/// records are not can never reach a consumer.
+pub fn scan_records(header: &BatchHeader, body: &[u8]) -> Result<ScannedRecords, RecordError> {
+    let expected = header.record_count.max(0);
+    let mut position = 0;
+    let mut min_delta = i64::MAX;
+    let mut max_delta = i64::MIN;
+    for index in 0..expected {
+        if position == body.len() {
+            return Err(RecordError::MissingRecords {
+                expected,
+                found: index,
+            });
+        }
+        let (end, delta) = within_record(body, position, index, skip_fields)?;
+        position = end;
+        min_delta = min_delta.min(delta);
+        max_delta = max_delta.max(delta);
+    }
+    if position < body.len() {
+        return Err(RecordError::TrailingBytes {
+            bytes: body.len() - position,
+        });
+    }
+    let at = |delta: i64| header.base_timestamp.wrapping_add(delta);
+    Ok(ScannedRecords {
+        min_timestamp: at(min_delta),
+        max_timestamp: at(max_delta),
+    })
+}
+
+/// [`read_fields`] that only checks the layout and returns the timestamp delta.
+fn skip_fields(cursor: &mut Cursor<'_>) -> Option<i64> {
+    cursor.byte()?;
+    let timestamp_delta = cursor.varlong()?;
+    cursor.varint()?;
+    cursor.nullable_range()?;
+    cursor.nullable_range()?;
+    let count = usize::try_from(cursor.varint()?).ok()?;
+    for _ in 0..count {
+        cursor.nullable_range()??; // a null header key is malformed
+        cursor.nullable_range()?;
+    }
+    Some(timestamp_delta)
+}
+
 /// A read position in a shared buffer, bounded by `end`; every read is bounds-checked.
 struct Cursor<'a> {
-    bytes: &'a Bytes,
+    bytes: &'a [u8],
     position: usize,
     /// Exclusive bound: reads never pass it (`end <= bytes.len()`).
     end: usize,
@@ -300,16 +396,17 @@ impl Cursor<'_> {
         (length <= self.remaining()).then_some(length)
     }
 
-    /// Varint length then bytes; length -1 is null (`Some(None)`); `None` if malformed.
-    fn nullable_bytes(&mut self) -> Option<Option<Bytes>> {
+    /// Varint length then that many bytes, as their range; length -1 is null (`Some(None)`);
+    /// `None` if malformed.
+    fn nullable_range(&mut self) -> Option<Option<Range<usize>>> {
         let (length, used) = read_varint(self.rest())?;
         if length == -1 {
             self.position += used;
             return Some(None);
         }
         let length = self.length()?;
-        let value = self.bytes.slice(self.position..self.position + length);
+        let range = self.position..self.position + length;
         self.position += length;
-        Some(Some(value))
+        Some(Some(range))
     }
 }

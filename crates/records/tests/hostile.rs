@@ -4,8 +4,9 @@
 
 use bytes::Bytes;
 use freshet_records::{
-    compress, decompress, kafka_error, records, split_batches, validate, BatchBuilder, BatchError,
-    BatchHeader, BatchOptions, CodecError, Compression, NewRecord, RecordError, BATCH_HEADER_LEN,
+    compress, decompress, kafka_error, records, scan_records, split_batches, validate,
+    BatchBuilder, BatchError, BatchHeader, BatchOptions, CodecError, Compression, NewRecord,
+    RecordError, BATCH_HEADER_LEN,
 };
 
 const ALL_CODECS: [Compression; 5] = [
@@ -251,5 +252,71 @@ fn random_bytes_never_panic() {
         let _ = BatchHeader::parse(&noise);
         let _ = split_batches(&noise).count();
         let _ = drain(&with_section((state % 5) as i32, &noise));
+        assert_scan_agrees(&with_section((state % 5) as i32, &noise));
     }
+}
+
+/// The produce-time check walks records without building them; it must accept exactly what
+/// the iterator accepts and find the same timestamps.
+fn assert_scan_agrees(batch: &Bytes) {
+    let header = BatchHeader::parse(batch).unwrap();
+    let body = &batch[BATCH_HEADER_LEN..];
+    let iterated: Result<Vec<i64>, RecordError> = records(batch, 1 << 20)
+        .unwrap()
+        .map(|r| r.map(|r| r.timestamp))
+        .collect();
+    match (scan_records(&header, body), iterated) {
+        (Ok(scanned), Ok(timestamps)) if !timestamps.is_empty() => {
+            assert_eq!(scanned.min_timestamp, *timestamps.iter().min().unwrap());
+            assert_eq!(scanned.max_timestamp, *timestamps.iter().max().unwrap());
+        }
+        (Ok(_), Ok(_)) => assert!(header.record_count <= 0),
+        (Err(scanned), Err(iterated)) => assert_eq!(scanned, iterated),
+        (scanned, iterated) => panic!("scan {scanned:?} but iteration {iterated:?}"),
+    }
+}
+
+#[test]
+fn scanning_records_accepts_exactly_what_iteration_accepts() {
+    let good = Bytes::from(batch_of(
+        Compression::None,
+        &[b"hello", b"", &[7u8; 300], b"x"],
+    ));
+    let section = good[BATCH_HEADER_LEN..].to_vec();
+    assert_scan_agrees(&good);
+    for at in 0..section.len() {
+        for replacement in [0x00, 0x01, 0x7f, 0x80, 0xff] {
+            let mut mutated = section.clone();
+            mutated[at] = replacement;
+            for count in [3, 4, 5] {
+                assert_scan_agrees(&with_section(count, &mutated));
+            }
+        }
+        assert_scan_agrees(&with_section(4, &section[..at]));
+    }
+    // One record whose only header has a null key (-1), every length otherwise consistent:
+    // Kafka refuses it, so both must.
+    let null_header_key = with_section(1, &[0x10, 0, 0, 0, 0x01, 0x01, 0x02, 0x01, 0x01]);
+    let header = BatchHeader::parse(&null_header_key).unwrap();
+    assert!(scan_records(&header, &null_header_key[BATCH_HEADER_LEN..]).is_err());
+    assert_scan_agrees(&null_header_key);
+}
+
+#[test]
+fn scanning_finds_the_timestamp_range_of_the_records() {
+    let mut builder = BatchBuilder::new(BatchOptions::default());
+    for timestamp_ms in [1_000, 900, 5_000, 1_200] {
+        builder
+            .push(&NewRecord {
+                timestamp_ms,
+                key: None,
+                value: Some(b"v"),
+                headers: &[],
+            })
+            .unwrap();
+    }
+    let batch = builder.build().unwrap();
+    let header = BatchHeader::parse(&batch).unwrap();
+    let scanned = scan_records(&header, &batch[BATCH_HEADER_LEN..]).unwrap();
+    assert_eq!((scanned.min_timestamp, scanned.max_timestamp), (900, 5_000));
 }
