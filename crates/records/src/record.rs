@@ -208,8 +208,11 @@ struct RecordFields {
     offset_delta: i32,
     key: Option<Range<usize>>,
     value: Option<Range<usize>>,
-    headers: Vec<(Range<usize>, Option<Range<usize>>)>,
+    headers: Vec<HeaderRanges>,
 }
+
+/// A record header's key and (nullable) value as positions in the records section.
+type HeaderRanges = (Range<usize>, Option<Range<usize>>);
 
 impl RecordFields {
     fn into_record(self, body: &Bytes, batch: &BatchHeader) -> Record {
@@ -282,7 +285,7 @@ fn read_fields(cursor: &mut Cursor<'_>) -> Option<RecordFields> {
 /// The smallest header on the wire: a zero-length key and a null value, one byte each.
 const HEADER_MIN_BYTES: usize = 2;
 
-fn read_headers(cursor: &mut Cursor<'_>) -> Option<Vec<(Range<usize>, Option<Range<usize>>)>> {
+fn read_headers(cursor: &mut Cursor<'_>) -> Option<Vec<HeaderRanges>> {
     let count = usize::try_from(cursor.varint()?).ok()?;
     // A hostile count cannot make us reserve more than the remaining bytes could hold.
     if count > cursor.remaining() / HEADER_MIN_BYTES {
