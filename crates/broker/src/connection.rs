@@ -3,8 +3,9 @@
 //!
 //! Kafka's rules mirrored here: a frame over the size limit, an unknown API key, a header
 //! that does not parse, or a body that does not parse at a supported version closes the
-//! connection; an unsupported ApiVersions version is answered (KIP-511); everything else is
-//! answered with error codes inside the response.
+//! connection; an unsupported ApiVersions version is answered (KIP-511); a refused
+//! Produce with acks=0 closes it too (there is no response to carry the error); everything
+//! else is answered with error codes inside the response.
 
 use crate::broker::Context;
 use crate::handlers::{self, Reply};
@@ -172,6 +173,7 @@ fn dispatch_frame(
                 })
             }),
             Reply::Nothing => Box::pin(std::future::ready(None)),
+            Reply::Close(reason) => return Err(Close::Protocol(reason)),
         },
     )
 }

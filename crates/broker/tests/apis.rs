@@ -6,11 +6,9 @@ mod support;
 use bytes::Bytes;
 use freshet_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic};
 use freshet_protocol::messages::fetch_response::PartitionData;
-use freshet_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use freshet_protocol::messages::produce_response::PartitionProduceResponse;
 use freshet_protocol::messages::*;
 use freshet_protocol::Uuid;
-use support::{batch, create_topic, idempotent_batch, now_ms, Client, TestBroker};
+use support::{batch, create_topic, idempotent_batch, now_ms, produce, Client, TestBroker};
 
 const NONE: i16 = 0;
 const OFFSET_OUT_OF_RANGE: i16 = 1;
@@ -22,30 +20,6 @@ const INVALID_PRODUCER_EPOCH: i16 = 47;
 const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
 const INVALID_FETCH_SESSION_EPOCH: i16 = 71;
 const UNKNOWN_TOPIC_ID: i16 = 100;
-
-async fn produce(
-    c: &mut Client,
-    topic: &str,
-    partition: i32,
-    records: Bytes,
-) -> PartitionProduceResponse {
-    let request = ProduceRequest {
-        acks: -1,
-        timeout_ms: 10_000,
-        topic_data: vec![TopicProduceData {
-            name: topic.to_string(),
-            partition_data: vec![PartitionProduceData {
-                index: partition,
-                records: Some(records),
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-        ..Default::default()
-    };
-    let mut response = call!(c, 9, Produce, request);
-    response.responses.remove(0).partition_responses.remove(0)
-}
 
 fn fetch_partition(partition: i32, fetch_offset: i64) -> FetchPartition {
     FetchPartition {

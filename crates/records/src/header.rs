@@ -303,9 +303,27 @@ pub fn stamp_log_append_time(
     batch: &mut [u8],
     append_time_ms: i64,
 ) -> Result<BatchHeader, BatchError> {
+    rewrite_header(batch, |header| {
+        header.attributes |= TIMESTAMP_TYPE_BIT;
+        header.max_timestamp = append_time_ms;
+    })
+}
+
+/// Sets `maxTimestamp` of a whole, valid batch and recomputes the CRC, as Kafka's
+/// `LogValidator` does when a client's batch header disagrees with its records' largest
+/// timestamp. The stored CRC is checked first. Returns the updated header.
+pub fn set_max_timestamp(batch: &mut [u8], max_timestamp: i64) -> Result<BatchHeader, BatchError> {
+    rewrite_header(batch, |header| header.max_timestamp = max_timestamp)
+}
+
+/// Validates `batch`, applies `change` to its header, and writes the header back with a new
+/// CRC: a corrupt batch is never re-blessed with a fresh checksum.
+fn rewrite_header(
+    batch: &mut [u8],
+    change: impl FnOnce(&mut BatchHeader),
+) -> Result<BatchHeader, BatchError> {
     let mut header = validate(batch)?;
-    header.attributes |= TIMESTAMP_TYPE_BIT;
-    header.max_timestamp = append_time_ms;
+    change(&mut header);
     header.write(batch);
     header.crc = compute_crc(batch);
     header.write(batch);

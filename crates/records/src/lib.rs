@@ -22,9 +22,9 @@ pub use builder::{BatchBuilder, BatchOptions, BuildError, NewRecord};
 pub use codec::{compress, decompress, CodecError};
 pub use error::{kafka_error, BatchError};
 pub use header::{
-    set_base_offset, set_partition_leader_epoch, split_batches, stamp_log_append_time, validate,
-    BatchHeader, Batches, Compression, TimestampType, BATCH_HEADER_LEN, BATCH_LENGTH_OFFSET,
-    LOG_OVERHEAD, MAGIC_V2,
+    set_base_offset, set_max_timestamp, set_partition_leader_epoch, split_batches,
+    stamp_log_append_time, validate, BatchHeader, Batches, Compression, TimestampType,
+    BATCH_HEADER_LEN, BATCH_LENGTH_OFFSET, LOG_OVERHEAD, MAGIC_V2,
 };
 pub use record::{
     records, scan_records, Record, RecordError, RecordHeader, Records, ScannedRecords,

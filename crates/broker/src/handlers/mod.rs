@@ -34,6 +34,9 @@ pub enum Reply {
     Later(Pin<Box<dyn Future<Output = Response> + Send>>),
     /// No response at all (Produce with acks=0).
     Nothing,
+    /// No response, and the connection closes once the responses before this one are
+    /// written (Produce with acks=0 that was refused: the only way to tell the producer).
+    Close(String),
 }
 
 impl Reply {

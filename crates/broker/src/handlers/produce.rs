@@ -1,5 +1,14 @@
 //! Produce: validate each partition's batch, append it in request order, then wait for the
-//! flush policy before acknowledging (acks 1 and -1) or answer nothing (acks 0).
+//! flush policy before acknowledging (acks 1 and -1) or answer nothing (acks 0; a request
+//! with any partition refused then closes the connection, as Kafka does, so that the
+//! producer notices and refreshes its metadata).
+//!
+//! Validation is Kafka's `LogValidator` for client batches: exactly one RecordBatch v2, CRC,
+//! count agreeing with offsets, no control batches, no zstd before Produce v7, and every
+//! record walked (decompressed first when the batch is compressed), so that a batch whose CRC
+//! is right but whose records are not is refused instead of breaking every consumer of the
+//! partition. Record timestamps are checked against the topic's bounds one by one, and a
+//! batch whose header understates its largest timestamp gets the right one (new CRC).
 //!
 //! Under the default fsync policy an append becomes visible to consumers (the high
 //! watermark moves) only once it is durable, so nothing a consumer has read can be lost by a
@@ -19,16 +28,28 @@ use bytes::Bytes;
 use freshet_log::LogError;
 use freshet_metadata::config::TimestampType;
 use freshet_protocol::messages::produce_response::{
-    PartitionProduceResponse, TopicProduceResponse,
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
 };
 use freshet_protocol::messages::{ProduceRequest, ProduceResponse};
 use freshet_protocol::Response;
-use freshet_records::BatchHeader;
+use freshet_records::{BatchHeader, Compression, RecordError, ScannedRecords};
 use freshet_txn::{AppendDecision, ProducerBatch, ProducerError};
 use std::sync::Arc;
 
 /// The first Produce version that carries RecordBatch v2 (magic 2); Kafka 4 refuses older ones.
 const PRODUCE_VERSION_MIN_SERVED: i16 = 3;
+
+/// The first Produce version that may carry zstd batches (KIP-110).
+const PRODUCE_VERSION_MIN_ZSTD: i16 = 7;
+
+/// The most a compressed batch may inflate to when its records are checked; past it the batch
+/// is refused with MESSAGE_TOO_LARGE (the producer then splits it), so a small request cannot
+/// make the broker allocate without bound.
+const DECOMPRESSED_BATCH_BYTES_MAX: usize = 128 * 1024 * 1024;
+
+/// A single node is the only replica of each of its partitions, so its in-sync replica count
+/// is 1 (replication across brokers arrives with the cluster).
+const IN_SYNC_REPLICAS: i32 = 1;
 
 /// One partition's outcome after the ordered (append) phase.
 struct Appended {
@@ -51,6 +72,9 @@ struct Landed {
 struct Refusal {
     code: i16,
     message: Option<String>,
+    /// The index in the batch of the record that caused it, when one record did (Produce v8+
+    /// `record_errors`, which the Java producer turns into that record's exception).
+    record_index: Option<i32>,
 }
 
 impl Refusal {
@@ -58,6 +82,7 @@ impl Refusal {
         Refusal {
             code,
             message: None,
+            record_index: None,
         }
     }
 
@@ -65,6 +90,18 @@ impl Refusal {
         Refusal {
             code,
             message: Some(message.into()),
+            record_index: None,
+        }
+    }
+
+    fn from_records(e: RecordError) -> Refusal {
+        let record_index = match e {
+            RecordError::Malformed { record_index, .. } => Some(record_index),
+            _ => None,
+        };
+        Refusal {
+            record_index,
+            ..Refusal::with(e.kafka_error_code(), e.to_string())
         }
     }
 }
@@ -100,7 +137,7 @@ pub fn handle(
                         format!("cannot append to internal topic {topic}"),
                     ))
                 }
-                None => append(&ctx, &topic, partition, records),
+                None => append(&ctx, &topic, partition, records, version, acks),
             };
             Appended {
                 topic,
@@ -109,10 +146,14 @@ pub fn handle(
             }
         })
         .collect();
+    let refused = appended.iter().any(|a| a.result.is_err());
     let completion = complete(appended);
     if acks == 0 {
         // The client wants no answer, but the high watermark must still advance.
         tokio::spawn(completion);
+        if refused {
+            return Reply::Close("a produce request with acks=0 was refused".into());
+        }
         return Reply::Nothing;
     }
     Reply::later(async move { Response::Produce(completion.await) })
@@ -140,20 +181,31 @@ fn append(
     topic: &str,
     partition: i32,
     records: Option<Bytes>,
+    version: i16,
+    acks: i16,
 ) -> Result<(Landed, Arc<Partition>), Refusal> {
     let p = ctx
         .partitions
         .get(topic, partition)
         .ok_or_else(|| Refusal::new(ctx.unserved_partition_error(topic, partition)))?;
     let records = records.unwrap_or_default();
-    let header = single_batch(&records)?;
+    let header = single_batch(&records, version)?;
+    let config = p.config();
     let batch_bytes = records.len();
-    let max_message_bytes = usize::try_from(p.config().max_message_bytes).unwrap_or(0);
+    let max_message_bytes = usize::try_from(config.max_message_bytes).unwrap_or(0);
     if batch_bytes > max_message_bytes {
         let message =
             format!("batch of {batch_bytes} bytes exceeds max.message.bytes {max_message_bytes}");
         return Err(Refusal::with(codes::MESSAGE_TOO_LARGE, message));
     }
+    if acks == -1 && config.min_insync_replicas > IN_SYNC_REPLICAS {
+        let message = format!(
+            "{IN_SYNC_REPLICAS} in-sync replica, below min.insync.replicas {}",
+            config.min_insync_replicas
+        );
+        return Err(Refusal::with(codes::NOT_ENOUGH_REPLICAS, message));
+    }
+    let scanned = scan_records(&records, &header)?;
     // The frame is shared and immutable; the log patches base offset and leader epoch in a
     // copy. The log has written the copy when `append` returns, so one buffer per thread is
     // reused for it rather than a fresh allocation per batch.
@@ -165,7 +217,7 @@ fn append(
             }
             batch.clear();
             batch.extend_from_slice(&records);
-            append_copy(&p, &header, &mut batch)
+            append_copy(&p, &header, &scanned, &mut batch)
         })
         .map(|landed| (landed, p))
 }
@@ -178,15 +230,48 @@ thread_local! {
 /// Copy buffers that grew past this (an unusually large batch) are not kept.
 const BATCH_COPY_KEEP_BYTES: usize = 1024 * 1024;
 
+/// Walks every record of the client's batch (Kafka's LogValidator does too); a compressed
+/// batch is decompressed for it, within [`DECOMPRESSED_BATCH_BYTES_MAX`].
+fn scan_records(records: &Bytes, header: &BatchHeader) -> Result<ScannedRecords, Refusal> {
+    let section = &records[freshet_records::BATCH_HEADER_LEN..header.total_len()];
+    let scanned = match header.compression() {
+        Compression::None => freshet_records::scan_records(header, section),
+        codec => freshet_records::decompress(codec, section, DECOMPRESSED_BATCH_BYTES_MAX)
+            .map_err(RecordError::from)
+            .and_then(|body| freshet_records::scan_records(header, &body)),
+    };
+    scanned.map_err(Refusal::from_records)
+}
+
 /// Checks timestamps (or stamps LogAppendTime) and appends `batch`, the caller's copy.
-fn append_copy(p: &Partition, header: &BatchHeader, batch: &mut [u8]) -> Result<Landed, Refusal> {
+fn append_copy(
+    p: &Partition,
+    header: &BatchHeader,
+    scanned: &ScannedRecords,
+    batch: &mut [u8],
+) -> Result<Landed, Refusal> {
     let mut producer_batch = ProducerBatch::from_header(header);
     let log_append_time_ms = match p.config().message_timestamp_type {
         TimestampType::CreateTime => {
-            check_timestamps(p, header)?;
+            check_timestamps(p, scanned)?;
+            if header.timestamp_type() == freshet_records::TimestampType::CreateTime
+                && scanned.max_timestamp != header.max_timestamp
+            {
+                // Kafka's LogValidator sets the batch's maxTimestamp to its records' largest;
+                // the time index is built from it.
+                set_max_timestamp(batch, scanned.max_timestamp)?;
+                producer_batch.max_timestamp_ms = scanned.max_timestamp;
+            }
             -1
         }
         TimestampType::LogAppendTime => {
+            if header.timestamp_type() == freshet_records::TimestampType::LogAppendTime {
+                // Only the broker stamps LogAppendTime.
+                return Err(Refusal::with(
+                    codes::INVALID_TIMESTAMP,
+                    "producers may not set the LogAppendTime timestamp type",
+                ));
+            }
             let now_ms = freshet_log::Clock::now_ms(&freshet_log::SystemClock);
             stamp_log_append_time(batch, now_ms)?;
             producer_batch.max_timestamp_ms = now_ms;
@@ -242,6 +327,12 @@ fn producer_refusal(e: ProducerError) -> Refusal {
     Refusal::with(e.kafka_error_code(), e.to_string())
 }
 
+fn set_max_timestamp(batch: &mut [u8], max_timestamp_ms: i64) -> Result<(), Refusal> {
+    freshet_records::set_max_timestamp(batch, max_timestamp_ms)
+        .map(|_| ())
+        .map_err(|e| Refusal::with(e.kafka_error_code(), e.to_string()))
+}
+
 /// LogAppendTime, done in place by the records crate as Kafka's LogValidator does it.
 fn stamp_log_append_time(batch: &mut [u8], now_ms: i64) -> Result<(), Refusal> {
     freshet_records::stamp_log_append_time(batch, now_ms)
@@ -249,8 +340,9 @@ fn stamp_log_append_time(batch: &mut [u8], now_ms: i64) -> Result<(), Refusal> {
         .map_err(|e| Refusal::with(e.kafka_error_code(), e.to_string()))
 }
 
-/// Kafka 4 requires exactly one RecordBatch v2 per partition in Produce v3+.
-fn single_batch(records: &[u8]) -> Result<BatchHeader, Refusal> {
+/// Kafka 4 requires exactly one RecordBatch v2 per partition in Produce v3+, and checks the
+/// batch header as `ProduceRequest.validateRecords` and `LogValidator.validateBatch` do.
+fn single_batch(records: &[u8], version: i16) -> Result<BatchHeader, Refusal> {
     let mut batches = freshet_records::split_batches(records);
     let header = match batches.next() {
         None => {
@@ -279,24 +371,47 @@ fn single_batch(records: &[u8]) -> Result<BatchHeader, Refusal> {
     header
         .check_producer_counts()
         .map_err(|e| Refusal::with(e.kafka_error_code(), e.to_string()))?;
+    if version < PRODUCE_VERSION_MIN_ZSTD && header.compression() == Compression::Zstd {
+        return Err(Refusal::with(
+            codes::UNSUPPORTED_COMPRESSION_TYPE,
+            format!("produce requests v{version} may not use zstd (v{PRODUCE_VERSION_MIN_ZSTD}+)"),
+        ));
+    }
+    if header.is_control() {
+        return Err(Refusal::with(
+            codes::INVALID_RECORD,
+            "clients may not write control batches",
+        ));
+    }
     Ok(header)
 }
 
 /// `message.timestamp.after.max.ms` / `before.max.ms` for CreateTime topics, checked on the
-/// batch's first and largest timestamps (the header bounds every record's).
-fn check_timestamps(p: &Partition, header: &BatchHeader) -> Result<(), Refusal> {
+/// smallest and largest record timestamps (so on every record). A record without a timestamp
+/// (-1) is exempt, as in Kafka.
+fn check_timestamps(p: &Partition, scanned: &ScannedRecords) -> Result<(), Refusal> {
     let now_ms = freshet_log::Clock::now_ms(&freshet_log::SystemClock);
     let c = p.config();
-    let too_new = header.max_timestamp.saturating_sub(now_ms) > c.message_timestamp_after_max_ms;
-    let too_old = now_ms.saturating_sub(header.base_timestamp) > c.message_timestamp_before_max_ms;
+    let too_new = scanned.max_timestamp.saturating_sub(now_ms) > c.message_timestamp_after_max_ms;
+    let too_old = scanned.min_timestamp != NO_TIMESTAMP
+        && now_ms.saturating_sub(scanned.min_timestamp) > c.message_timestamp_before_max_ms;
     if too_new || too_old {
+        let (earliest, latest) = (
+            now_ms.saturating_sub(c.message_timestamp_before_max_ms),
+            now_ms.saturating_add(c.message_timestamp_after_max_ms),
+        );
         return Err(Refusal::with(
             codes::INVALID_TIMESTAMP,
-            "timestamp is out of the range the topic accepts",
+            format!(
+                "a record timestamp is outside [{earliest}, {latest}], the range the topic accepts"
+            ),
         ));
     }
     Ok(())
 }
+
+/// A record's timestamp when the producer set none.
+const NO_TIMESTAMP: i64 = -1;
 
 fn storage_refusal(e: LogError) -> Refusal {
     let code = e.kafka_error_code();
@@ -368,6 +483,15 @@ fn partition_response(
             error_code: r.code,
             base_offset: -1,
             log_start_offset: -1,
+            record_errors: r
+                .record_index
+                .map(|batch_index| BatchIndexAndErrorMessage {
+                    batch_index,
+                    batch_index_error_message: r.message.clone(),
+                    ..Default::default()
+                })
+                .into_iter()
+                .collect(),
             error_message: r.message,
             ..base
         },

@@ -6,8 +6,11 @@
 use bytes::{Bytes, BytesMut};
 use freshet_broker::{Broker, BrokerConfig};
 use freshet_protocol::frame::decode_frame;
+use freshet_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use freshet_protocol::messages::produce_response::PartitionProduceResponse;
+use freshet_protocol::messages::ProduceRequest;
 use freshet_protocol::wire::{decode_response, encode_request};
-use freshet_protocol::{Request, RequestHeader, Response};
+use freshet_protocol::{ApiKey, Request, RequestHeader, Response};
 use freshet_records::{BatchBuilder, BatchOptions, NewRecord};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -34,8 +37,15 @@ pub struct TestBroker {
 
 impl TestBroker {
     pub async fn start() -> TestBroker {
+        TestBroker::start_with(|_| {}).await
+    }
+
+    /// Starts with the test configuration changed by `configure`.
+    pub async fn start_with(configure: impl FnOnce(&mut BrokerConfig)) -> TestBroker {
         let dir = tempfile::tempdir().expect("tempdir");
-        let broker = start_in(dir.path()).await;
+        let mut config = test_config(dir.path());
+        configure(&mut config);
+        let broker = Broker::start(config).await.expect("broker starts");
         TestBroker { broker, dir }
     }
 
@@ -57,15 +67,20 @@ impl TestBroker {
 }
 
 async fn start_in(dir: &Path) -> Broker {
-    let config = BrokerConfig {
+    Broker::start(test_config(dir))
+        .await
+        .expect("broker starts")
+}
+
+fn test_config(dir: &Path) -> BrokerConfig {
+    BrokerConfig {
         data_dir: dir.to_path_buf(),
         listen: "127.0.0.1:0".to_string(),
         // Groups form at once, and __consumer_offsets is quick to create.
         group_initial_rebalance_delay_ms: 0,
         offsets_topic_num_partitions: 3,
         ..BrokerConfig::default()
-    };
-    Broker::start(config).await.expect("broker starts")
+    }
 }
 
 pub struct Client {
@@ -85,10 +100,18 @@ impl Client {
 
     /// Sends `request` at `version` and waits for its response.
     pub async fn send(&mut self, version: i16, request: Request) -> Response {
-        self.correlation_id += 1;
         let api_key = request.api_key();
+        let correlation_id = self.send_only(version, request).await;
+        let (answered, response) = self.receive(api_key, version).await;
+        assert_eq!(answered, correlation_id);
+        response
+    }
+
+    /// Sends `request` without waiting (pipelining); returns its correlation id.
+    pub async fn send_only(&mut self, version: i16, request: Request) -> i32 {
+        self.correlation_id += 1;
         let header = RequestHeader {
-            request_api_key: api_key.as_i16(),
+            request_api_key: request.api_key().as_i16(),
             request_api_version: version,
             correlation_id: self.correlation_id,
             client_id: Some("apis-test".to_string()),
@@ -96,22 +119,86 @@ impl Client {
         };
         let mut out = BytesMut::new();
         encode_request(&header, &request, &mut out, FRAME_BYTES_MAX).expect("encode");
-        self.stream.write_all(&out).await.expect("write");
-        let frame = self.read_frame().await;
-        let (header, response) = decode_response(api_key, version, frame).expect("decode");
-        assert_eq!(header.correlation_id, self.correlation_id);
-        response
+        self.send_raw(&out).await;
+        self.correlation_id
     }
 
-    async fn read_frame(&mut self) -> Bytes {
+    /// Writes bytes as they are: hand-made frames.
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.expect("write");
+    }
+
+    /// Reads the next response, of `api_key` at `version`, with its correlation id.
+    pub async fn receive(&mut self, api_key: ApiKey, version: i16) -> (i32, Response) {
+        let frame = self
+            .read_frame()
+            .await
+            .expect("broker closed the connection");
+        let (header, response) = decode_response(api_key, version, frame).expect("decode");
+        (header.correlation_id, response)
+    }
+
+    /// Whether the broker closes the connection (end of stream) within five seconds, with
+    /// no further response before it.
+    pub async fn is_closed(&mut self) -> bool {
+        let read = tokio::time::timeout(std::time::Duration::from_secs(5), self.read_frame());
+        matches!(read.await, Ok(None))
+    }
+
+    /// The next whole frame, or `None` once the broker has closed the connection.
+    async fn read_frame(&mut self) -> Option<Bytes> {
         loop {
             if let Some(frame) = decode_frame(&mut self.buf, FRAME_BYTES_MAX).expect("frame") {
-                return frame;
+                return Some(frame);
             }
-            let n = self.stream.read_buf(&mut self.buf).await.expect("read");
-            assert!(n > 0, "broker closed the connection");
+            match self.stream.read_buf(&mut self.buf).await {
+                Ok(0) | Err(_) => return None,
+                Ok(_) => {}
+            }
         }
     }
+}
+
+/// A Produce request of one partition's records.
+pub fn produce_request(acks: i16, topic: &str, partition: i32, records: Bytes) -> ProduceRequest {
+    ProduceRequest {
+        acks,
+        timeout_ms: 10_000,
+        topic_data: vec![TopicProduceData {
+            name: topic.to_string(),
+            partition_data: vec![PartitionProduceData {
+                index: partition,
+                records: Some(records),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+/// Produce v9 with acks=-1 of one partition's records; that partition's answer.
+pub async fn produce(
+    c: &mut Client,
+    topic: &str,
+    partition: i32,
+    records: Bytes,
+) -> PartitionProduceResponse {
+    produce_at(c, 9, -1, topic, partition, records).await
+}
+
+/// Produce at `version` with `acks` (1 or -1) of one partition's records; its answer.
+pub async fn produce_at(
+    c: &mut Client,
+    version: i16,
+    acks: i16,
+    topic: &str,
+    partition: i32,
+    records: Bytes,
+) -> PartitionProduceResponse {
+    let request = produce_request(acks, topic, partition, records);
+    let mut response = call!(c, version, Produce, request);
+    response.responses.remove(0).partition_responses.remove(0)
 }
 
 /// A batch of `values` (no keys) with the given producer fields and timestamps.
