@@ -360,6 +360,9 @@ fn single_batch(records: &[u8], version: i16) -> Result<BatchHeader, Refusal> {
             "produce requests v3+ must carry exactly one record batch per partition",
         ));
     }
+    // The CRC first, so that a damaged batch is CORRUPT_MESSAGE before its records are read.
+    freshet_records::validate(records)
+        .map_err(|e| Refusal::with(e.kafka_error_code(), e.to_string()))?;
     if header.record_count <= 0 {
         return Err(Refusal::with(
             codes::INVALID_RECORD,

@@ -252,6 +252,20 @@ pub async fn read_all(
     topic: &str,
     partition: i32,
 ) -> Vec<(i64, Option<Bytes>, Option<Bytes>)> {
+    let bytes = fetch_all(broker, topic, partition).await;
+    let mut out = Vec::new();
+    for (start, header) in freshet_records::split_batches(&bytes).map_while(Result::ok) {
+        let batch = bytes.slice(start..start + header.total_len());
+        for record in freshet_records::records(&batch, 64 << 20).expect("records") {
+            let record = record.expect("record");
+            out.push((record.offset, record.key, record.value));
+        }
+    }
+    out
+}
+
+/// The stored batches of `topic`-`partition` from offset 0, as one Fetch v12 returns them.
+pub async fn fetch_all(broker: &TestBroker, topic: &str, partition: i32) -> Bytes {
     use freshet_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
     use freshet_protocol::messages::FetchRequest;
     let mut client = broker.client().await;
@@ -278,16 +292,7 @@ pub async fn read_all(
     };
     let data = &response.responses[0].partitions[0];
     assert_eq!(data.error_code, 0, "fetch {topic}-{partition}");
-    let bytes = data.records.clone().unwrap_or_default();
-    let mut out = Vec::new();
-    for (start, header) in freshet_records::split_batches(&bytes).map_while(Result::ok) {
-        let batch = bytes.slice(start..start + header.total_len());
-        for record in freshet_records::records(&batch, 64 << 20).expect("records") {
-            let record = record.expect("record");
-            out.push((record.offset, record.key, record.value));
-        }
-    }
-    out
+    data.records.clone().unwrap_or_default()
 }
 
 /// Creates a topic (CreateTopics v7), asserting success; returns its id.
