@@ -22,7 +22,12 @@ pub struct ProduceArgs {
     #[arg(long)]
     partition: Option<i32>,
     /// 0, 1 or all (-1).
-    #[arg(long, default_value = "all", value_parser = parse_acks)]
+    #[arg(
+        long,
+        default_value = "all",
+        value_parser = parse_acks,
+        allow_negative_numbers = true
+    )]
     acks: Acks,
     /// none, gzip, snappy, lz4 or zstd.
     #[arg(long, default_value = "none", value_parser = parse_codec)]
@@ -176,6 +181,9 @@ mod tests {
     #[test]
     fn bad_options_are_rejected() {
         assert!(Wrapper::try_parse_from(["produce", "t", "--acks", "2"]).is_err());
+        // The documented -1 is a value, not a flag.
+        let args = Wrapper::try_parse_from(["produce", "t", "--acks", "-1"]).unwrap();
+        assert_eq!(args.args.acks, Acks::All);
         assert!(Wrapper::try_parse_from(["produce", "t", "--compression", "brotli"]).is_err());
         assert!(parse_headers(&["novalue".into()]).is_err());
     }

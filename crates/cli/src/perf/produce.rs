@@ -186,5 +186,7 @@ mod tests {
         assert!(args.validate().is_err());
         assert!(parse(&["--record-size", "100"]).is_err(), "N is required");
         assert!(parse(&["--num-records", "1", "--record-size", "1", "--acks", "2"]).is_err());
+        let args = parse(&["--num-records", "1", "--record-size", "1", "--acks", "-1"]).unwrap();
+        assert_eq!(args.producer.acks, freshet_client::Acks::All);
     }
 }

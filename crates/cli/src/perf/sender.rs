@@ -15,7 +15,12 @@ use crate::connect::ConnectArgs;
 #[derive(clap::Args, Debug)]
 pub struct ProducerOpts {
     /// 0, 1 or all (-1).
-    #[arg(long, default_value = "all", value_parser = parse_acks)]
+    #[arg(
+        long,
+        default_value = "all",
+        value_parser = parse_acks,
+        allow_negative_numbers = true
+    )]
     pub acks: Acks,
     /// none, gzip, snappy, lz4 or zstd.
     #[arg(long, default_value = "none", value_parser = parse_codec)]

@@ -14,7 +14,7 @@ use freshet_records::{BatchBuilder, BatchOptions, NewRecord};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// A broker running as a child process on a free loopback port.
@@ -35,14 +35,30 @@ impl BrokerProcess {
     }
 
     pub fn start_on(data_dir: &Path, port: u16) -> BrokerProcess {
+        Self::spawn(data_dir, port, "warn", Stdio::inherit())
+    }
+
+    /// Starts a broker on a free port logging at `info` (without colours) into the file `log`.
+    pub fn start_logging_to(data_dir: &Path, log: &Path) -> BrokerProcess {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let file = std::fs::File::create(log).expect("create the broker log");
+        Self::spawn(data_dir, port, "info", Stdio::from(file))
+    }
+
+    fn spawn(data_dir: &Path, port: u16, rust_log: &str, stderr: Stdio) -> BrokerProcess {
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_freshet"))
             .args(["serve", "--data-dir"])
             .arg(data_dir)
             .args(["--listen", &addr.to_string()])
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", rust_log)
+            .env("NO_COLOR", "1")
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("spawn freshet");
         let broker = BrokerProcess {
@@ -71,9 +87,124 @@ impl BrokerProcess {
     }
 
     pub fn terminate(&mut self) {
-        let pid = self.child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        self.signal("TERM");
         self.child.wait().unwrap();
+    }
+
+    /// Sends the signal named `name` (`TERM`, `INT`, ...) to the broker process.
+    pub fn signal(&self, name: &str) {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &pid])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{name} {pid} failed");
+    }
+
+    /// The exit status once the process ends, or `None` if it is still running at `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        wait_exit(&mut self.child, timeout)
+    }
+}
+
+/// The exit status once `child` ends, or `None` if it is still running at `timeout`.
+pub fn wait_exit(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// How long one `freshet` client command may take before the test gives up on it.
+pub const CLI_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Runs the `freshet` binary against `broker` with `stdin` as its standard input; kills it
+/// and panics (with what it printed) if it runs longer than [`CLI_TIMEOUT`].
+pub fn freshet(broker: &BrokerProcess, args: &[&str], stdin: &str) -> Output {
+    let mut child = spawn_freshet(broker, args, Stdio::piped());
+    let mut input = child.stdin.take().unwrap();
+    let stdin = stdin.to_owned();
+    // Written from a thread: a large input must not block while the child's output fills up.
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(stdin.as_bytes());
+    });
+    let stdout = read_all_in_background(child.stdout.take().unwrap());
+    let stderr = read_all_in_background(child.stderr.take().unwrap());
+    let Some(status) = wait_exit(&mut child, CLI_TIMEOUT) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!(
+            "freshet {args:?} still running after {CLI_TIMEOUT:?}; stdout: {}; stderr: {}",
+            String::from_utf8_lossy(&stdout.join().unwrap()),
+            String::from_utf8_lossy(&stderr.join().unwrap())
+        );
+    };
+    writer.join().unwrap();
+    Output {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    }
+}
+
+/// The standard output of a command that must have succeeded.
+pub fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Starts the `freshet` binary against `broker` without waiting: stdout and stderr piped.
+pub fn spawn_freshet(broker: &BrokerProcess, args: &[&str], stdin: Stdio) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_freshet"))
+        .args(args)
+        .env("FRESHET_BOOTSTRAP", broker.addr.to_string())
+        .stdin(stdin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn freshet")
+}
+
+fn read_all_in_background(
+    mut from: impl Read + Send + 'static,
+) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = from.read_to_end(&mut bytes);
+        bytes
+    })
+}
+
+/// The lines a child process writes, as they come, read by a thread.
+pub struct Lines(std::sync::mpsc::Receiver<String>);
+
+impl Lines {
+    pub fn of(from: impl Read + Send + 'static) -> Lines {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufRead::lines(std::io::BufReader::new(from)) {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Lines(rx)
+    }
+
+    /// The next line, or `None` if none came within `timeout` or the stream ended.
+    pub fn next_within(&self, timeout: Duration) -> Option<String> {
+        self.0.recv_timeout(timeout).ok()
     }
 }
 
