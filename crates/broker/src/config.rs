@@ -48,6 +48,9 @@ pub struct BrokerConfig {
     /// How long an empty group's committed offsets are kept (Kafka's
     /// `offsets.retention.minutes`).
     pub offsets_retention_minutes: i64,
+    /// How often expired offsets are looked for (Kafka's
+    /// `offsets.retention.check.interval.ms`).
+    pub offsets_retention_check_interval_ms: i64,
     /// KIP-848 groups: how long a member may go without a heartbeat, and the interval the
     /// coordinator asks members to heartbeat at (Kafka's `group.consumer.session.timeout.ms`
     /// and `group.consumer.heartbeat.interval.ms`).
@@ -74,6 +77,7 @@ impl Default for BrokerConfig {
             group_min_session_timeout_ms: 6_000,
             group_max_session_timeout_ms: 1_800_000,
             offsets_retention_minutes: 7 * 24 * 60,
+            offsets_retention_check_interval_ms: 600_000,
             group_consumer_session_timeout_ms: 45_000,
             group_consumer_heartbeat_interval_ms: 5_000,
         }
@@ -163,6 +167,9 @@ impl BrokerConfig {
         if self.offsets_retention_minutes < 1 {
             return invalid("offsets_retention_minutes must be >= 1".to_string());
         }
+        if self.offsets_retention_check_interval_ms < 1 {
+            return invalid("offsets_retention_check_interval_ms must be >= 1".to_string());
+        }
         if self.log_segment_bytes < 14 {
             return invalid(format!(
                 "log_segment_bytes must be >= 14, got {}",
@@ -210,6 +217,7 @@ pub const KEYS: &[&str] = &[
     "group_min_session_timeout_ms",
     "group_max_session_timeout_ms",
     "offsets_retention_minutes",
+    "offsets_retention_check_interval_ms",
     "group_consumer_session_timeout_ms",
     "group_consumer_heartbeat_interval_ms",
 ];

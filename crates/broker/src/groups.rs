@@ -266,6 +266,7 @@ fn group_config(ctx: &Context) -> GroupConfig {
         session_timeout_min_ms: c.group_min_session_timeout_ms,
         session_timeout_max_ms: c.group_max_session_timeout_ms,
         offsets_retention_ms: c.offsets_retention_minutes.saturating_mul(60_000),
+        offsets_retention_check_interval_ms: c.offsets_retention_check_interval_ms,
         consumer_session_timeout_ms: c.group_consumer_session_timeout_ms,
         consumer_heartbeat_interval_ms: c.group_consumer_heartbeat_interval_ms,
         member_id_seed: rand_seed(),

@@ -70,12 +70,24 @@ async fn join_and_sync(c: &mut Client) -> (String, i32) {
 }
 
 async fn commit(c: &mut Client, member: &str, generation: i32, topic: &str, offset: i64) -> i16 {
+    commit_to(c, GROUP, member, generation, topic, offset).await
+}
+
+/// OffsetCommit v9 of `topic`-0 for `group`; the partition's error code.
+async fn commit_to(
+    c: &mut Client,
+    group: &str,
+    member: &str,
+    generation: i32,
+    topic: &str,
+    offset: i64,
+) -> i16 {
     let response = call!(
         c,
         9,
         OffsetCommit,
         OffsetCommitRequest {
-            group_id: GROUP.into(),
+            group_id: group.into(),
             generation_id_or_member_epoch: generation,
             member_id: member.into(),
             topics: vec![OffsetCommitRequestTopic {
@@ -348,6 +360,57 @@ async fn empty_groups_are_listed_and_deleted() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     };
     assert!(listed.groups.iter().all(|g| g.group_id != GROUP));
+}
+
+/// OffsetFetch v8+ names several groups in one request (KIP-709); each gets its own answer,
+/// an unknown group an empty one.
+#[tokio::test]
+async fn one_offset_fetch_answers_for_several_groups() {
+    let broker = TestBroker::start().await;
+    let mut c = broker.client().await;
+    find_coordinator(&mut c).await;
+    // Commits outside any generation (a consumer that assigns its own partitions).
+    assert_eq!(commit_to(&mut c, "g1", "", -1, "t", 11).await, 0);
+    assert_eq!(commit_to(&mut c, "g2", "", -1, "t", 22).await, 0);
+    let group = |group_id: &str| OffsetFetchRequestGroup {
+        group_id: group_id.into(),
+        member_epoch: -1,
+        topics: None,
+        ..Default::default()
+    };
+    let response = call!(
+        c,
+        9,
+        OffsetFetch,
+        OffsetFetchRequest {
+            groups: vec![group("g1"), group("g2"), group("g3")],
+            ..Default::default()
+        }
+    );
+    let answers: Vec<(String, i16, Vec<(String, i32, i64)>)> = response
+        .groups
+        .iter()
+        .map(|g| {
+            let offsets = g
+                .topics
+                .iter()
+                .flat_map(|t| {
+                    t.partitions
+                        .iter()
+                        .map(|p| (t.name.clone(), p.partition_index, p.committed_offset))
+                })
+                .collect();
+            (g.group_id.clone(), g.error_code, offsets)
+        })
+        .collect();
+    assert_eq!(
+        answers,
+        vec![
+            ("g1".to_string(), 0, vec![("t".to_string(), 0, 11)]),
+            ("g2".to_string(), 0, vec![("t".to_string(), 0, 22)]),
+            ("g3".to_string(), 0, vec![]),
+        ]
+    );
 }
 
 #[tokio::test]

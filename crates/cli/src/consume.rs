@@ -84,7 +84,8 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
     }
     let mut config = ConsumerConfig::new(&args.connect.bootstrap_server);
     config.client = args.connect.client_config();
-    // An --offset past either end of the log starts from the beginning.
+    // --offset is clamped into the log when consuming starts (see `consume`); this covers
+    // only a log start that retention moves past the position afterwards.
     config.auto_offset_reset = OffsetReset::Earliest;
     let consumer = Consumer::new(config)?;
     block_on(consume(args, consumer))?
@@ -95,8 +96,17 @@ async fn consume(args: ConsumeArgs, mut consumer: Consumer) -> anyhow::Result<()
     consumer.assign(partitions.clone());
     match args.start() {
         Start::Offset(offset) => {
+            // Past the end means "from the end" (with --follow, what arrives next); before the
+            // log start (records deleted by retention), from the first record still there.
+            let earliest = consumer
+                .list_offsets(&partitions, OffsetSpec::Earliest)
+                .await?;
+            let latest = consumer
+                .list_offsets(&partitions, OffsetSpec::Latest)
+                .await?;
             for tp in &partitions {
-                consumer.seek(tp, offset)?;
+                let (first, end) = (earliest[tp], latest[tp]);
+                consumer.seek(tp, offset.clamp(first, end.max(first)))?;
             }
         }
         Start::Spec(OffsetSpec::Earliest) => consumer.seek_to_beginning(&partitions).await?,

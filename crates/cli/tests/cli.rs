@@ -484,29 +484,34 @@ fn consume_follow_prints_what_arrives_and_from_end_only_that() {
     follower.kill().unwrap();
     follower.wait().unwrap();
 
-    // --from-end: nothing that was there at the start. The consumer may not yet be at the
-    // end when a record is produced, so produce until it prints one; the one it prints
-    // must be one of these, at the offset it was given.
-    let mut tail = spawn_freshet(
-        &broker,
-        &[
-            "consume",
-            "live",
-            "--from-end",
-            "--follow",
-            "--max-messages",
-            "1",
-            "--print-offset",
-        ],
-        Stdio::null(),
-    );
+    // --from-end, and an --offset past the end: nothing that was there at the start.
+    let produced = tail_prints_only_later_records(&broker, &["--from-end"], 3);
+    tail_prints_only_later_records(&broker, &["--offset", "999"], 3 + produced);
+}
+
+/// Starts `consume live --follow --max-messages 1` at `start` on a log of `end` records and
+/// checks it prints only a record produced later, at its offset, then exits. The consumer may
+/// not yet be at the end when a record is produced, so this produces until it prints one;
+/// the one printed must be one of these. Returns how many records it produced.
+fn tail_prints_only_later_records(broker: &BrokerProcess, start: &[&str], end: i64) -> i64 {
+    let wait = Duration::from_secs(30);
+    let mut args = vec![
+        "consume",
+        "live",
+        "--follow",
+        "--max-messages",
+        "1",
+        "--print-offset",
+    ];
+    args.extend_from_slice(start);
+    let mut tail = spawn_freshet(broker, &args, Stdio::null());
     let lines = Lines::of(tail.stdout.take().unwrap());
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut produced = 0;
     let line = loop {
-        assert!(Instant::now() < deadline, "--from-end printed nothing");
+        assert!(Instant::now() < deadline, "{start:?} printed nothing");
         ok(freshet(
-            &broker,
+            broker,
             &["produce", "live"],
             &format!("late{produced}\n"),
         ));
@@ -518,11 +523,11 @@ fn consume_follow_prints_what_arrives_and_from_end_only_that() {
     let (offset, value) = line.split_once('\t').expect(&line);
     let late: i64 = value
         .strip_prefix("late")
-        .unwrap_or_else(|| panic!("--from-end printed an old record: {line}"))
+        .unwrap_or_else(|| panic!("{start:?} printed an old record: {line}"))
         .parse()
         .unwrap();
     assert!(late < produced, "{line}");
-    assert_eq!(offset, format!("Offset:{}", 3 + late), "{line}");
+    assert_eq!(offset, format!("Offset:{}", end + late), "{line}");
     let status = support::wait_exit(&mut tail, wait).expect("--max-messages 1 did not end it");
     assert!(status.success(), "{status}");
     assert_eq!(
@@ -530,4 +535,5 @@ fn consume_follow_prints_what_arrives_and_from_end_only_that() {
         None,
         "more output"
     );
+    produced
 }

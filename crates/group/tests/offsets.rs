@@ -274,6 +274,67 @@ fn offsets_of_a_group_with_members_do_not_expire() {
     );
 }
 
+/// Kafka's rule for a group that had members: the retention clock starts when the group
+/// becomes Empty (here: its last member leaves), not at the commit.
+#[test]
+fn offsets_expire_a_retention_period_after_the_last_member_leaves() {
+    let config = GroupConfig {
+        offsets_retention_ms: 1_000,
+        offsets_retention_check_interval_ms: 100,
+        ..config()
+    };
+    let mut c = GroupCoordinator::new(config);
+    let a = generated_id(1);
+    c.handle_join(0, &ctx(1, 3), &range_join(""));
+    c.handle_sync(0, &ctx(2, 3), &sync(&a, 1, &[]));
+    c.handle_offset_commit(0, &ctx(3, 8), &commit(&a, 1, &[(0, 5)]));
+    assert_eq!(heartbeat_code(&mut c, 2_500, &a, 1), codes::NONE);
+    let leave = LeaveGroupRequest {
+        group_id: GROUP.to_string(),
+        member_id: a.clone(),
+        ..Default::default()
+    };
+    c.handle_leave(3_000, &ctx(4, 0), &leave);
+    assert_eq!(c.group(GROUP).unwrap().state, GroupState::Empty);
+    // Long after the commit, but less than the retention since the group emptied.
+    for t in (3_100..4_000).step_by(100) {
+        let persisted: Vec<_> = c
+            .tick(t)
+            .into_iter()
+            .filter(|o| matches!(o, Output::Persist { .. }))
+            .collect();
+        assert_eq!(persisted, vec![], "nothing expires at {t}");
+    }
+    assert_eq!(
+        fetch_v8(&c, None),
+        vec![(0, 5, 4, Some("meta".to_string()))]
+    );
+    let expired: Vec<Record> = c
+        .tick(4_000)
+        .into_iter()
+        .flat_map(|o| match o {
+            Output::Persist { records, .. } => records,
+            _ => vec![],
+        })
+        .collect();
+    assert_eq!(
+        expired.first(),
+        Some(&Record {
+            key: records::offset_key(GROUP, "t", 0),
+            value: None
+        }),
+        "the offset's tombstone"
+    );
+    assert!(
+        expired.contains(&Record {
+            key: records::group_key(GROUP),
+            value: None
+        }),
+        "an empty group without offsets is removed: {expired:?}"
+    );
+    assert!(c.group(GROUP).is_none());
+}
+
 #[test]
 fn delete_groups_only_when_empty_and_admin_views() {
     let (mut c, a, _) = stable_pair();
