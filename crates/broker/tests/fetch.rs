@@ -427,7 +427,7 @@ async fn size_limits_cut_at_batches_but_always_return_the_first_batch() {
 /// returned data). A later partition gets no whole batch that would overrun what is left of
 /// the response's `max_bytes` (Kafka sends at most a cut batch that consumers drop).
 #[tokio::test]
-#[ignore = "broker bug: a later partition gets its first batch whole past max_bytes (handlers/fetch.rs read_all)"]
+
 async fn a_later_partition_does_not_overrun_max_bytes() {
     let broker = TestBroker::start().await;
     let mut c = broker.client().await;
@@ -460,7 +460,7 @@ async fn a_later_partition_does_not_overrun_max_bytes() {
 /// KIP-74, as above: once a partition has returned data, a later partition's own
 /// `partition_max_bytes` is a hard limit too.
 #[tokio::test]
-#[ignore = "broker bug: a later partition gets its first batch whole past partition_max_bytes (handlers/fetch.rs read_all)"]
+
 async fn a_later_partition_keeps_its_partition_max_bytes() {
     let broker = TestBroker::start().await;
     let mut c = broker.client().await;

@@ -387,7 +387,9 @@ async fn one_offset_fetch_answers_for_several_groups() {
             ..Default::default()
         }
     );
-    let answers: Vec<(String, i16, Vec<(String, i32, i64)>)> = response
+    // (group, error code, [(topic, partition, committed offset)])
+    type Answer = (String, i16, Vec<(String, i32, i64)>);
+    let answers: Vec<Answer> = response
         .groups
         .iter()
         .map(|g| {

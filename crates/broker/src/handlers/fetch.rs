@@ -214,12 +214,18 @@ fn read_all(targets: &[Target], max_bytes: usize) -> (Vec<Read>, usize, bool) {
         .iter()
         .map(|t| {
             // KIP-74: while nothing has been gathered, the first batch found is returned whole
-            // even over the limits, so a consumer is never stuck behind a large batch.
+            // even over the limits, so a consumer is never stuck behind a large batch. After
+            // that the limits are hard: a partition whose next batch does not fit gets nothing
+            // this time (Kafka sends a cut batch, which consumers drop).
             let remaining = max_bytes.saturating_sub(total);
             let limit = usize::try_from(t.partition_max_bytes)
                 .unwrap_or(0)
                 .min(remaining);
-            let read = read_one(t, if total == 0 { limit.max(1) } else { limit });
+            let read = if total == 0 {
+                read_one(t, limit.max(1), FirstBatch::Whole)
+            } else {
+                read_one(t, limit, FirstBatch::WithinLimit)
+            };
             total += read.records.len();
             errors |= read.error_code != codes::NONE;
             read
@@ -228,7 +234,14 @@ fn read_all(targets: &[Target], max_bytes: usize) -> (Vec<Read>, usize, bool) {
     (reads, total, errors)
 }
 
-fn read_one(t: &Target, max_bytes: usize) -> Read {
+/// Whether a read may return a first batch larger than its limit (KIP-74).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FirstBatch {
+    Whole,
+    WithinLimit,
+}
+
+fn read_one(t: &Target, max_bytes: usize, first_batch: FirstBatch) -> Read {
     let p = match &t.led {
         Ok(p) => p,
         Err(code) => {
@@ -274,6 +287,7 @@ fn read_one(t: &Target, max_bytes: usize) -> Read {
     match p
         .log
         .read(t.fetch_offset, max, Some(high_watermark))
+        .map(|s| s.filter(|s| first_batch == FirstBatch::Whole || s.len_bytes <= max))
         .and_then(|s| s.map(|s| s.read_to_vec()).transpose())
     {
         Ok(bytes) => read(codes::NONE, Bytes::from(bytes.unwrap_or_default())),
