@@ -54,10 +54,16 @@ check_topics() {
   tool "kafka-topics --alter" topics --bootstrap-server "$B" --alter --topic "$t" --partitions 3
   tool "kafka-topics --describe" topics --bootstrap-server "$B" --describe --topic "$t"
   grep -q "PartitionCount: 3" "$work/out" || fail "after --alter --partitions 3: $(head -1 "$work/out")"
+  # kafka-configs (IncrementalAlterConfigs, DescribeConfigs): set one config, remove another.
+  tool "kafka-configs --alter" configs --bootstrap-server "$B" --entity-type topics --entity-name "$t" \
+    --alter --add-config max.message.bytes=2000000 --delete-config retention.ms
+  tool "kafka-configs --describe" configs --bootstrap-server "$B" --entity-type topics --entity-name "$t" --describe
+  grep -q "max.message.bytes=2000000" "$work/out" || fail "kafka-configs --describe lacks max.message.bytes=2000000: $(cat "$work/out")"
+  ! grep -q "retention.ms=" "$work/out" || fail "kafka-configs --describe still shows retention.ms: $(cat "$work/out")"
   tool "kafka-topics --delete" topics --bootstrap-server "$B" --delete --topic "$t"
   for _ in $(seq 1 50); do
     tool "kafka-topics --list" topics --bootstrap-server "$B" --list
-    grep -qx "$t" "$work/out" || { echo "kafka-tools: kafka-topics create/list/describe/alter/delete OK"; return; }
+    grep -qx "$t" "$work/out" || { echo "kafka-tools: kafka-topics create/list/describe/alter/delete and kafka-configs OK"; return; }
     sleep 0.2
   done
   fail "topic $t still listed after --delete"
