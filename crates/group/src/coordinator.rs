@@ -533,7 +533,7 @@ impl GroupCoordinator {
         let initial_delay_ms = self.config.initial_rebalance_delay_ms;
         let group = self.group_mut(group_id);
         if group.state == GroupState::CompletingRebalance {
-            reset_assignments_with_error(group, out);
+            reset_assignments_with_error(group, now_ms, out);
         }
         group.sync_deadline_ms = None;
         let rebalance_ms = group.rebalance_timeout_max_ms();
@@ -646,14 +646,16 @@ impl GroupCoordinator {
         if error != codes::NONE {
             return error;
         }
-        let type_mismatch = request
-            .protocol_type
-            .as_ref()
-            .is_some_and(|t| group.protocol_type.as_ref() != Some(t));
-        let name_mismatch = request
-            .protocol_name
-            .as_ref()
-            .is_some_and(|n| group.protocol_name.as_ref() != Some(n));
+        // As Kafka's isProtocolInconsistent: only against a value the group has (no protocol
+        // is selected before the first generation).
+        let differs = |asked: &Option<String>, has: &Option<String>| {
+            asked
+                .as_ref()
+                .zip(has.as_ref())
+                .is_some_and(|(a, h)| a != h)
+        };
+        let type_mismatch = differs(&request.protocol_type, &group.protocol_type);
+        let name_mismatch = differs(&request.protocol_name, &group.protocol_name);
         if type_mismatch || name_mismatch {
             return codes::INCONSISTENT_GROUP_PROTOCOL;
         }
@@ -722,7 +724,13 @@ impl GroupCoordinator {
         let parked: Vec<(Parked, Bytes)> = group
             .members
             .values_mut()
-            .filter_map(|m| m.sync.take().map(|p| (p, m.assignment.clone())))
+            .filter_map(|m| {
+                let parked = m.sync.take()?;
+                // Kafka's propagateAssignment restarts the session of each member it answers:
+                // it may have waited on the leader for longer than its session.
+                m.heartbeat_deadline_ms = now_ms + i64::from(m.session_timeout_ms);
+                Some((parked, m.assignment.clone()))
+            })
             .collect();
         for (p, assignment) in parked {
             respond(out, p.handle, sync_response(group, &assignment));
@@ -1161,10 +1169,12 @@ fn remove_member_silently(group: &mut ClassicGroup, member_id: &str, out: &mut V
 
 /// Leaving CompletingRebalance: parked SyncGroups learn a new rebalance started and the
 /// assignments of the abandoned generation are dropped.
-fn reset_assignments_with_error(group: &mut ClassicGroup, out: &mut Vec<Output>) {
+/// Those answered get a new session, as in Kafka's propagateAssignment.
+fn reset_assignments_with_error(group: &mut ClassicGroup, now_ms: i64, out: &mut Vec<Output>) {
     for member in group.members.values_mut() {
         member.assignment = Bytes::new();
         if let Some(parked) = member.sync.take() {
+            member.heartbeat_deadline_ms = now_ms + i64::from(member.session_timeout_ms);
             respond(out, parked.handle, sync_error(codes::REBALANCE_IN_PROGRESS));
         }
     }

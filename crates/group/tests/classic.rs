@@ -10,7 +10,7 @@ use freshet_protocol::internal_records::group_metadata_value::MemberMetadata;
 use freshet_protocol::internal_records::GroupMetadataValue;
 use freshet_protocol::messages::leave_group_request::MemberIdentity;
 use freshet_protocol::messages::leave_group_response::{LeaveGroupResponse, MemberResponse};
-use freshet_protocol::messages::{JoinGroupResponse, LeaveGroupRequest};
+use freshet_protocol::messages::{JoinGroupResponse, LeaveGroupRequest, SyncGroupRequest};
 
 fn member_record(id: &str, assignment: &'static [u8]) -> MemberMetadata {
     MemberMetadata {
@@ -156,9 +156,10 @@ fn two_members_follower_sync_waits_for_leader() {
             ),
             respond(6, sync_ok(b"A")),
             respond(5, sync_ok(b"B")),
-            // b's heartbeat at 45 is the oldest sign of life.
+            // Both sessions restart when their syncs are answered (Kafka's
+            // propagateAssignment), later than b's heartbeat at 45.
             Output::ScheduleTimer {
-                at_ms: 45 + i64::from(SESSION_MS)
+                at_ms: 50 + i64::from(SESSION_MS)
             },
         ]
     );
@@ -710,5 +711,395 @@ fn follower_that_never_syncs_is_removed_after_the_rebalance_timeout() {
     assert_eq!(
         heartbeat_code(&mut c, 20_001, &b, 2),
         codes::UNKNOWN_MEMBER_ID
+    );
+}
+
+// ------------------------------------------------------------ rejoins of known members
+
+#[test]
+fn stable_follower_rejoin_with_unchanged_protocols_gets_the_current_generation() {
+    let (mut c, a, b) = stable_pair();
+    // Kafka (ClassicGroup, Stable, follower whose protocols match): the current generation,
+    // no members, no rebalance; nothing changes so no timer moves.
+    let out = c.handle_join(100, &ctx(7, 5), &range_join(&b));
+    assert_eq!(out, vec![respond(7, join_ok(2, &a, &b, &[]))]);
+    let group = c.group(GROUP).unwrap();
+    assert_eq!((group.state, group.generation), (GroupState::Stable, 2));
+    assert_eq!(heartbeat_code(&mut c, 150, &a, 2), codes::NONE);
+    // It may sync again and gets the assignment it already has.
+    let out = c.handle_sync(200, &ctx(8, 5), &sync(&b, 2, &[]));
+    assert_eq!(
+        out,
+        vec![
+            respond(8, sync_ok(b"b")),
+            // a's heartbeat at 150 is now the oldest sign of life.
+            Output::ScheduleTimer {
+                at_ms: 150 + i64::from(SESSION_MS)
+            },
+        ]
+    );
+    c.assert_invariants();
+}
+
+#[test]
+fn stable_follower_rejoin_with_reordered_protocols_rebalances() {
+    let mut c = coordinator();
+    let a = generated_id(1);
+    let b = generated_id(2);
+    let range_first: &[(&str, &'static [u8])] = &[("range", b"m"), ("roundrobin", b"m")];
+    let rr_first: &[(&str, &'static [u8])] = &[("roundrobin", b"m"), ("range", b"m")];
+    c.handle_join(0, &ctx(1, 3), &join("", range_first));
+    c.handle_sync(0, &ctx(2, 3), &sync(&a, 1, &[]));
+    c.handle_join(0, &ctx(3, 3), &join("", range_first));
+    c.handle_join(0, &ctx(4, 3), &join(&a, range_first));
+    c.handle_sync(0, &ctx(5, 3), &sync(&b, 2, &[]));
+    c.handle_sync(0, &ctx(6, 3), &sync(&a, 2, &[(&a, b"a"), (&b, b"b")]));
+    assert_eq!(c.group(GROUP).unwrap().state, GroupState::Stable);
+    // Same protocols in another order: Kafka compares them as ordered lists, so this is a
+    // change and the join is parked for a rebalance.
+    let out = c.handle_join(100, &ctx(7, 5), &join(&b, rr_first));
+    assert_eq!(out, vec![]);
+    assert_eq!(
+        c.group(GROUP).unwrap().state,
+        GroupState::PreparingRebalance
+    );
+    c.assert_invariants();
+}
+
+#[test]
+fn stable_leader_rejoin_with_unchanged_protocols_starts_a_rebalance() {
+    let (mut c, a, b) = stable_pair();
+    // Kafka: a JoinGroup from the leader in Stable always rebalances (it is how a leader
+    // asks for a new assignment when topic metadata changed). The join is parked; the
+    // earliest deadline is still b's session (10_000), so no timer is output.
+    let out = c.handle_join(100, &ctx(7, 5), &range_join(&a));
+    assert_eq!(out, vec![]);
+    let group = c.group(GROUP).unwrap();
+    assert_eq!(
+        (group.state, group.generation),
+        (GroupState::PreparingRebalance, 2)
+    );
+    assert_eq!(group.join_deadline_ms, Some(100 + i64::from(REBALANCE_MS)));
+    assert_eq!(
+        heartbeat_code(&mut c, 200, &b, 2),
+        codes::REBALANCE_IN_PROGRESS
+    );
+    // b rejoins: generation 3, a still leads and alone gets the members.
+    let out = c.handle_join(300, &ctx(8, 5), &range_join(&b));
+    assert_eq!(
+        out,
+        vec![
+            respond(7, join_ok(3, &a, &a, &[&a, &b])),
+            respond(8, join_ok(3, &a, &b, &[])),
+            Output::ScheduleTimer {
+                at_ms: 300 + i64::from(SESSION_MS)
+            },
+        ]
+    );
+    let out = c.handle_sync(400, &ctx(9, 5), &sync(&b, 3, &[]));
+    assert_eq!(out, vec![]);
+    let out = c.handle_sync(500, &ctx(10, 5), &sync(&a, 3, &[(&a, b"A3"), (&b, b"B3")]));
+    assert_eq!(
+        out,
+        vec![
+            group_persist(
+                3,
+                Some(&a),
+                500,
+                vec![member_record(&a, b"A3"), member_record(&b, b"B3")]
+            ),
+            respond(10, sync_ok(b"A3")),
+            respond(9, sync_ok(b"B3")),
+            // Both syncs were answered at 500: Kafka restarts the session of every member
+            // whose SyncGroup it answers.
+            Output::ScheduleTimer {
+                at_ms: 500 + i64::from(SESSION_MS)
+            },
+        ]
+    );
+    c.assert_invariants();
+}
+
+#[test]
+fn completing_rebalance_rejoin_with_unchanged_protocols_gets_the_join_answer_again() {
+    let (mut c, a, b) = completing_pair();
+    // b's sync is parked, then b (which lost its JoinGroup answer, say) joins again.
+    let out = c.handle_sync(10, &ctx(5, 5), &sync(&b, 2, &[]));
+    assert_eq!(out, vec![]);
+    let out = c.handle_join(20, &ctx(6, 5), &range_join(&b));
+    assert_eq!(out, vec![respond(6, join_ok(2, &a, &b, &[]))]);
+    // The leader too: Kafka answers it with the members again (no rebalance).
+    let out = c.handle_join(30, &ctx(7, 5), &range_join(&a));
+    assert_eq!(out, vec![respond(7, join_ok(2, &a, &a, &[&a, &b]))]);
+    let group = c.group(GROUP).unwrap();
+    assert_eq!(
+        (group.state, group.generation),
+        (GroupState::CompletingRebalance, 2)
+    );
+    // b's parked sync survived and is answered by the leader's.
+    let out = c.handle_sync(40, &ctx(8, 5), &sync(&a, 2, &[(&a, b"A"), (&b, b"B")]));
+    assert_eq!(
+        out,
+        vec![
+            group_persist(
+                2,
+                Some(&a),
+                40,
+                vec![member_record(&a, b"A"), member_record(&b, b"B")]
+            ),
+            respond(8, sync_ok(b"A")),
+            respond(5, sync_ok(b"B")),
+            Output::ScheduleTimer {
+                at_ms: 40 + i64::from(SESSION_MS)
+            },
+        ]
+    );
+    c.assert_invariants();
+}
+
+#[test]
+fn completing_rebalance_rejoin_with_changed_protocols_rebalances() {
+    let (mut c, a, b) = completing_pair();
+    c.handle_sync(10, &ctx(5, 5), &sync(&b, 2, &[]));
+    // New metadata: a new rebalance; b's parked sync learns of it.
+    let out = c.handle_join(20, &ctx(6, 5), &join(&a, &[("range", b"new")]));
+    assert_eq!(
+        out,
+        vec![
+            respond(5, sync_error(codes::REBALANCE_IN_PROGRESS)),
+            // b's session restarts with that answer; a's join is parked.
+            Output::ScheduleTimer {
+                at_ms: 20 + i64::from(SESSION_MS)
+            },
+        ]
+    );
+    assert_eq!(
+        c.group(GROUP).unwrap().state,
+        GroupState::PreparingRebalance
+    );
+    let out = c.handle_join(30, &ctx(7, 5), &range_join(&b));
+    let mut leader = join_ok(3, &a, &a, &[&a, &b]);
+    leader.members[0].metadata = bytes::Bytes::from_static(b"new");
+    assert_eq!(
+        responses(&out),
+        vec![respond(6, leader), respond(7, join_ok(3, &a, &b, &[]))]
+    );
+    c.assert_invariants();
+}
+
+// ------------------------------------------------------------ SyncGroup errors
+
+/// A SyncGroup v5 naming the protocol type and name it expects.
+fn sync_v5(
+    member_id: &str,
+    generation: i32,
+    protocol_type: &str,
+    protocol: &str,
+) -> SyncGroupRequest {
+    SyncGroupRequest {
+        protocol_type: Some(protocol_type.to_string()),
+        protocol_name: Some(protocol.to_string()),
+        ..sync(member_id, generation, &[])
+    }
+}
+
+#[test]
+fn sync_error_codes_in_a_stable_group() {
+    let (mut c, _a, b) = stable_pair();
+    let cases: Vec<(SyncGroupRequest, i16)> = vec![
+        (sync("nobody", 2, &[]), codes::UNKNOWN_MEMBER_ID),
+        // The member is checked before the generation.
+        (sync("nobody", 1, &[]), codes::UNKNOWN_MEMBER_ID),
+        (
+            SyncGroupRequest {
+                group_id: "other".to_string(),
+                ..sync(&b, 2, &[])
+            },
+            codes::UNKNOWN_MEMBER_ID,
+        ),
+        // An instance id the group does not know.
+        (
+            SyncGroupRequest {
+                group_instance_id: Some("i-9".to_string()),
+                ..sync(&b, 2, &[])
+            },
+            codes::UNKNOWN_MEMBER_ID,
+        ),
+        (sync(&b, 1, &[]), codes::ILLEGAL_GENERATION),
+        (sync(&b, 3, &[]), codes::ILLEGAL_GENERATION),
+        // The generation is checked before the protocol.
+        (
+            sync_v5(&b, 1, "connect", "range"),
+            codes::ILLEGAL_GENERATION,
+        ),
+        (
+            sync_v5(&b, 2, "connect", "range"),
+            codes::INCONSISTENT_GROUP_PROTOCOL,
+        ),
+        (
+            sync_v5(&b, 2, "consumer", "roundrobin"),
+            codes::INCONSISTENT_GROUP_PROTOCOL,
+        ),
+    ];
+    for (handle, (request, error)) in (100..).zip(cases) {
+        let out = c.handle_sync(10, &ctx(handle, 5), &request);
+        assert_eq!(out, vec![respond(handle, sync_error(error))], "{request:?}");
+    }
+    let group = c.group(GROUP).unwrap();
+    assert_eq!((group.state, group.generation), (GroupState::Stable, 2));
+    assert_eq!(group.members[&b].assignment.as_ref(), b"b");
+    // Matching type and name (v5), or none named (before v5): the assignment.
+    let out = c.handle_sync(20, &ctx(200, 5), &sync_v5(&b, 2, "consumer", "range"));
+    assert_eq!(out, vec![respond(200, sync_ok(b"b"))]);
+    let out = c.handle_sync(30, &ctx(201, 4), &sync(&b, 2, &[]));
+    assert_eq!(out, vec![respond(201, sync_ok(b"b"))]);
+    c.assert_invariants();
+}
+
+#[test]
+fn sync_error_codes_while_preparing_rebalance() {
+    let (mut c, a, _b) = stable_pair();
+    // A third member joins: the group waits for a and b to rejoin.
+    c.handle_join(100, &ctx(7, 3), &range_join(""));
+    assert_eq!(
+        c.group(GROUP).unwrap().state,
+        GroupState::PreparingRebalance
+    );
+    let cases: Vec<(SyncGroupRequest, i16)> = vec![
+        (sync(&a, 2, &[]), codes::REBALANCE_IN_PROGRESS),
+        (
+            sync_v5(&a, 2, "consumer", "range"),
+            codes::REBALANCE_IN_PROGRESS,
+        ),
+        // Member, generation and protocol are checked before the state.
+        (sync("nobody", 2, &[]), codes::UNKNOWN_MEMBER_ID),
+        (sync(&a, 1, &[]), codes::ILLEGAL_GENERATION),
+        (
+            sync_v5(&a, 2, "consumer", "roundrobin"),
+            codes::INCONSISTENT_GROUP_PROTOCOL,
+        ),
+    ];
+    for (handle, (request, error)) in (200..).zip(cases) {
+        let out = c.handle_sync(200, &ctx(handle, 5), &request);
+        assert_eq!(out, vec![respond(handle, sync_error(error))], "{request:?}");
+    }
+    assert_eq!(
+        c.group(GROUP).unwrap().state,
+        GroupState::PreparingRebalance
+    );
+    c.assert_invariants();
+}
+
+#[test]
+fn sync_v5_during_the_first_rebalance_is_rebalance_in_progress() {
+    // The first rebalance of an empty group has no protocol selected yet: Kafka checks the
+    // request's protocol name only against a selected one, so the answer is
+    // REBALANCE_IN_PROGRESS.
+    let mut c = GroupCoordinator::new(GroupConfig {
+        initial_rebalance_delay_ms: 3_000,
+        ..config()
+    });
+    let a = generated_id(1);
+    c.handle_join(0, &ctx(1, 3), &range_join(""));
+    let group = c.group(GROUP).unwrap();
+    assert_eq!(
+        (
+            group.state,
+            group.generation,
+            group.protocol_name.as_deref()
+        ),
+        (GroupState::PreparingRebalance, 0, None)
+    );
+    let out = c.handle_sync(10, &ctx(2, 5), &sync_v5(&a, 0, "consumer", "range"));
+    assert_eq!(
+        out,
+        vec![respond(2, sync_error(codes::REBALANCE_IN_PROGRESS))]
+    );
+    // The protocol type is set by the first member, so it is still checked.
+    let out = c.handle_sync(10, &ctx(3, 5), &sync_v5(&a, 0, "connect", "range"));
+    assert_eq!(
+        out,
+        vec![respond(3, sync_error(codes::INCONSISTENT_GROUP_PROTOCOL))]
+    );
+}
+
+#[test]
+fn answered_parked_syncs_restart_the_member_session() {
+    // Kafka's propagateAssignment reschedules the heartbeat of every member whose parked
+    // SyncGroup it answers: a member that waited longer than its session for the leader
+    // must not expire right after getting its assignment.
+    let session = i64::from(SESSION_MS);
+    let (mut c, a, b) = completing_pair();
+    assert_eq!(c.handle_sync(0, &ctx(5, 5), &sync(&b, 2, &[])), vec![]);
+    assert_eq!(heartbeat_code(&mut c, 8_000, &a, 2), codes::NONE);
+    // b's session (from 0) has run out, but its sync is parked: it stays.
+    assert_eq!(
+        c.tick(session),
+        vec![Output::ScheduleTimer {
+            at_ms: 8_000 + session
+        }]
+    );
+    let out = c.handle_sync(15_000, &ctx(6, 5), &sync(&a, 2, &[(&a, b"A"), (&b, b"B")]));
+    assert_eq!(
+        out,
+        vec![
+            group_persist(
+                2,
+                Some(&a),
+                15_000,
+                vec![member_record(&a, b"A"), member_record(&b, b"B")]
+            ),
+            respond(6, sync_ok(b"A")),
+            respond(5, sync_ok(b"B")),
+            Output::ScheduleTimer {
+                at_ms: 15_000 + session
+            },
+        ]
+    );
+    assert_eq!(
+        c.tick(15_001),
+        vec![Output::ScheduleTimer {
+            at_ms: 15_000 + session
+        }]
+    );
+    assert_eq!(heartbeat_code(&mut c, 20_000, &b, 2), codes::NONE);
+}
+
+#[test]
+fn parked_sync_answered_rebalance_in_progress_restarts_the_member_session() {
+    let session = i64::from(SESSION_MS);
+    let (mut c, a, b) = completing_pair();
+    assert_eq!(c.handle_sync(0, &ctx(5, 5), &sync(&b, 2, &[])), vec![]);
+    assert_eq!(heartbeat_code(&mut c, 8_000, &a, 2), codes::NONE);
+    assert_eq!(
+        c.tick(session),
+        vec![Output::ScheduleTimer {
+            at_ms: 8_000 + session
+        }]
+    );
+    // The leader changes its metadata instead of syncing: b's sync is answered with the
+    // error and b gets a full session to rejoin.
+    let out = c.handle_join(15_000, &ctx(6, 5), &join(&a, &[("range", b"new")]));
+    assert_eq!(
+        out,
+        vec![
+            respond(5, sync_error(codes::REBALANCE_IN_PROGRESS)),
+            Output::ScheduleTimer {
+                at_ms: 15_000 + session
+            },
+        ]
+    );
+    assert_eq!(
+        c.tick(15_001),
+        vec![Output::ScheduleTimer {
+            at_ms: 15_000 + session
+        }]
+    );
+    let out = c.handle_join(16_000, &ctx(7, 5), &range_join(&b));
+    let mut leader = join_ok(3, &a, &a, &[&a, &b]);
+    leader.members[0].metadata = bytes::Bytes::from_static(b"new");
+    assert_eq!(
+        responses(&out),
+        vec![respond(6, leader), respond(7, join_ok(3, &a, &b, &[]))]
     );
 }
