@@ -24,10 +24,18 @@ member printed (`PARTITION OFFSET VALUE` per record, then `committed PARTITION N
     with SIGTERM commit what they printed);
   - members stopped with SIGTERM printed `closed` and exited cleanly; no member died on its own.
 
-Variants: java-classic java-consumer confluent-classic confluent-consumer kafka-python
-franz-range franz-roundrobin franz-sticky franz-cooperative-sticky. The KIP-848 variants
-(*-consumer) skip the SIGKILL unless --kip848-kill is given: their session timeout is set by the
-broker (45 s by default), so a killed member's partitions stall that long.
+Variants: java-classic (the client's default assignors: range, eager), java-cooperative
+(CooperativeStickyAssignor only), java-static (group.instance.id per member, KIP-345),
+java-consumer (KIP-848, the broker's default assignor), java-consumer-range (KIP-848 with
+group.remote.assignor=range), confluent-classic, confluent-cooperative
+(partition.assignment.strategy=cooperative-sticky), confluent-consumer, kafka-python,
+franz-range, franz-roundrobin, franz-sticky, franz-cooperative-sticky. The KIP-848 variants
+(java-consumer, java-consumer-range, confluent-consumer) skip the SIGKILL unless --kip848-kill is
+given: their session timeout is set by the broker (45 s by default), so a killed member's
+partitions stall that long. java-static: a static member does not leave the group when it
+closes, so the SIGTERMed member is restarted at once with its instance id (it takes the old
+member's place and assignment); the SIGKILLed one is not restarted, the broker removes it when
+its 6 s session times out.
 
 Prints one PASS/FAIL line per variant and group size and a summary; exits 1 on any failure.
 Run it through group-churn.sh, which installs the clients and uses the Python venv.
@@ -44,30 +52,44 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PARTITIONS = 4
-ALL_VARIANTS = [
-    "java-classic", "java-consumer", "confluent-classic", "confluent-consumer", "kafka-python",
-    "franz-range", "franz-roundrobin", "franz-sticky", "franz-cooperative-sticky",
-]
+# variant -> (member program, its flags). Java and confluent flags: see the member programs.
+VARIANTS = {
+    "java-classic": ("java", ["--protocol", "classic"]),
+    "java-cooperative": ("java", ["--protocol", "classic", "--assignor", "cooperative-sticky"]),
+    "java-static": ("java", ["--protocol", "classic"]),  # + --instance-id, see member_cmd
+    "java-consumer": ("java", ["--protocol", "consumer"]),
+    "java-consumer-range": ("java", ["--protocol", "consumer", "--remote-assignor", "range"]),
+    "confluent-classic": ("confluent", ["--protocol", "classic"]),
+    "confluent-cooperative": ("confluent", ["--protocol", "classic", "--assignor", "cooperative-sticky"]),
+    "confluent-consumer": ("confluent", ["--protocol", "consumer"]),
+    "kafka-python": ("kafka-python", []),
+    "franz-range": ("franz", ["--balancer", "range"]),
+    "franz-roundrobin": ("franz", ["--balancer", "roundrobin"]),
+    "franz-sticky": ("franz", ["--balancer", "sticky"]),
+    "franz-cooperative-sticky": ("franz", ["--balancer", "cooperative-sticky"]),
+}
+ALL_VARIANTS = list(VARIANTS)
+# KIP-848 (group.protocol=consumer): the session timeout is the broker's.
+KIP848_VARIANTS = {"java-consumer", "java-consumer-range", "confluent-consumer"}
+# Static members (group.instance.id): a SIGTERMed one is restarted with its instance id.
+STATIC_VARIANTS = {"java-static"}
 
 
-def member_cmd(variant, bootstrap, delay_ms, group, topic):
+def member_cmd(variant, bootstrap, delay_ms, group, topic, instance_id=None):
+    program, flags = VARIANTS[variant]
+    flags = flags + (["--instance-id", instance_id] if instance_id else [])
+    common = ["--bootstrap", bootstrap, "--delay-ms", str(delay_ms)]
     py = os.path.join(HERE, "python", ".venv", "bin", "python")
     gm = os.path.join(HERE, "python", "group_member.py")
-    if variant.startswith("java-"):
+    if program == "java":
         jar = os.path.join(HERE, "java", "target", "compat-java-1.jar")
         lib = os.path.join(HERE, "java", "target", "lib", "*")
         return ["java", "-Xmx256m", "-XX:TieredStopAtLevel=1", "-cp", f"{jar}:{lib}",
-                "dev.freshet.compat.GroupMember", "--bootstrap", bootstrap,
-                "--protocol", variant.split("-", 1)[1], "--delay-ms", str(delay_ms), group, topic]
-    if variant.startswith("confluent-"):
-        return [py, "-u", gm, "--client", "confluent", "--protocol", variant.split("-", 1)[1],
-                "--bootstrap", bootstrap, "--delay-ms", str(delay_ms), group, topic]
-    if variant == "kafka-python":
-        return [py, "-u", gm, "--client", "kafka-python", "--bootstrap", bootstrap,
-                "--delay-ms", str(delay_ms), group, topic]
-    if variant.startswith("franz-"):
-        return [os.path.join(HERE, "go", "bin", "member"), "--bootstrap", bootstrap,
-                "--balancer", variant.split("-", 1)[1], "--delay-ms", str(delay_ms), group, topic]
+                "dev.freshet.compat.GroupMember"] + common + flags + [group, topic]
+    if program in ("confluent", "kafka-python"):
+        return [py, "-u", gm, "--client", program] + common + flags + [group, topic]
+    if program == "franz":
+        return [os.path.join(HERE, "go", "bin", "member")] + common + flags + [group, topic]
     raise SystemExit(f"unknown variant {variant}")
 
 
@@ -321,15 +343,21 @@ def run_one(variant, n, args, admin, logroot, run_id):
 
     members = []
 
-    def start(k):
-        m = Member(f"m{k}", member_cmd(variant, args.bootstrap, args.delay_ms, group, topic), logdir)
+    static = variant in STATIC_VARIANTS
+
+    def start(k, instance_id=None):
+        if static and instance_id is None:
+            instance_id = f"{group}-i{k}"
+        cmd = member_cmd(variant, args.bootstrap, args.delay_ms, group, topic, instance_id)
+        m = Member(f"m{k}", cmd, logdir)
+        m.instance_id = instance_id
         members.append(m)
-        event(f"started {m.name} pid {m.proc.pid}")
+        event(f"started {m.name} pid {m.proc.pid}" + (f" instance {instance_id}" if instance_id else ""))
         return m
 
     for k in range(n):
         start(k)
-    kip848 = variant.endswith("-consumer")
+    kip848 = variant in KIP848_VARIANTS
     do_kill = n >= 2 and (not kip848 or args.kip848_kill)
     plan = [(0.15, "join"), (0.35, "term")] + ([(0.55, "kill")] if do_kill else [])
     problems = []
@@ -369,6 +397,11 @@ def run_one(variant, n, args, admin, logroot, run_id):
                         victim.proc.kill()
                         victim.proc.wait()
                     event(f"{victim.name} exited rc {victim.proc.returncode}")
+                    if static:
+                        # A static member does not leave on close: its partitions wait for it
+                        # until the session times out. Its restart (same instance id) takes
+                        # its place and its assignment at once.
+                        start(len(members), victim.instance_id)
                 else:
                     victim.fate = "killed"
                     victim.proc.send_signal(signal.SIGKILL)
