@@ -11,14 +11,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use freshet_log::{Fault, FileOp, EIO};
 use freshet_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use freshet_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use freshet_protocol::messages::metadata_request::MetadataRequestTopic;
 use freshet_protocol::messages::metadata_response::MetadataResponsePartition;
 use freshet_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use freshet_protocol::messages::{
-    FetchRequest, ListOffsetsRequest, MetadataRequest, ProduceRequest,
-};
-use support::{batch, create_topic, read_all, Client, TestBroker};
+use freshet_protocol::messages::{FetchRequest, MetadataRequest, ProduceRequest};
+use support::{batch, create_topic, list_offset, read_all, Client, TestBroker};
 
 const NONE: i16 = 0;
 const LEADER_NOT_AVAILABLE: i16 = 5;
@@ -96,27 +93,6 @@ async fn fetch(
     let p = &response.responses[0].partitions[0];
     let records = p.records.clone().unwrap_or_default();
     (p.error_code, records, started.elapsed())
-}
-
-/// ListOffsets v7 of one partition at `timestamp`; returns (error code, offset).
-async fn list_offset(c: &mut Client, topic: &str, partition: i32, timestamp: i64) -> (i16, i64) {
-    let request = ListOffsetsRequest {
-        replica_id: -1,
-        topics: vec![ListOffsetsTopic {
-            name: topic.to_string(),
-            partitions: vec![ListOffsetsPartition {
-                partition_index: partition,
-                current_leader_epoch: -1,
-                timestamp,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-        ..Default::default()
-    };
-    let response = call!(c, 7, ListOffsets, request);
-    let p = &response.topics[0].partitions[0];
-    (p.error_code, p.offset)
 }
 
 /// Partitions 0 and 1 of `topic` as Metadata v12 reports them.

@@ -773,10 +773,14 @@ impl Log {
         Ok(offset)
     }
 
-    /// Deletes whole sealed segments past `retention_ms` (by their newest timestamp) or while
-    /// the log exceeds `retention_bytes`, oldest first; never the active segment.
+    /// Deletes whole segments past `retention_ms` (by their newest timestamp) or while the
+    /// log exceeds `retention_bytes`, oldest first. An active segment past `retention_ms` goes
+    /// too, as in Kafka: an empty segment is rolled at the log end first (a log always has
+    /// one), so a topic that stops receiving records still loses them on time.
     pub fn enforce_retention(&self, now_ms: i64) -> Result<RetentionOutcome, LogError> {
         let mut w = self.writer()?;
+        self.roll_if_expired(&mut w, now_ms)
+            .map_err(|e| self.fail(e))?;
         let segments = self.segments();
         let mut total_bytes: i64 = segments.iter().map(|s| i64::from(s.size_bytes())).sum();
         let lso = self.log_start_offset();
@@ -793,6 +797,33 @@ impl Log {
             }
             delete
         })
+    }
+
+    /// Seals an active segment whose records are all past `retention_ms` and starts an empty
+    /// one at the log end, so that retention can delete the old one. Only records consumers
+    /// may already read are deleted this way (Kafka: below the high watermark): under the
+    /// fsync-per-append policy that means flushed.
+    fn roll_if_expired(&self, w: &mut WriterState, now_ms: i64) -> Result<(), LogError> {
+        let config = self.config();
+        let active = self.active();
+        let expired = config.retention_ms >= 0
+            && active.meta().size_bytes > 0
+            && segment_time_ms(&active) < now_ms.saturating_sub(config.retention_ms);
+        let leo = self.log_end_offset();
+        let visible =
+            config.flush != FlushPolicy::EveryAppend || self.sync_state().durable_offset >= leo;
+        if !(expired && visible) {
+            return Ok(());
+        }
+        self.drop_clean_marker(w)?;
+        active.seal()?;
+        w.mark_dirty(&active);
+        let fresh = Arc::new(Segment::create(&self.dir, leo, &self.faults)?);
+        w.dir_dirty = true;
+        let mut segments = self.segments().as_ref().clone();
+        segments.push(fresh);
+        self.publish_segments(segments);
+        Ok(())
     }
 
     /// Deletes sealed segments from the oldest while `predicate(segment, next base, size)`

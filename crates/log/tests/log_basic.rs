@@ -262,7 +262,7 @@ fn delete_records_moves_start_durably() {
 }
 
 #[test]
-fn retention_by_bytes_and_time_never_deletes_active_segment() {
+fn retention_by_bytes_keeps_the_active_segment_and_by_time_empties_the_log() {
     let dir = tempfile::tempdir().unwrap();
     let config = LogConfig {
         retention_bytes: 8192,
@@ -289,13 +289,21 @@ fn retention_by_bytes_and_time_never_deletes_active_segment() {
     let log = Log::open(dir.path(), config).unwrap();
     let out = log.enforce_retention(1_000_000).unwrap();
     assert!(out.segments_deleted > 0);
-    assert_eq!(
-        log.segment_base_offsets().len(),
-        1,
-        "only the active segment is left"
-    );
-    assert_eq!(log.log_start_offset(), log.segment_base_offsets()[0]);
+    // Every record is past retention.ms, the active segment's too (Kafka's rule): an empty
+    // segment at the log end is all that is left, and appends go on from there.
+    assert_eq!(log.segment_base_offsets(), vec![180]);
+    assert_eq!(log.log_start_offset(), 180);
     assert_eq!(log.log_end_offset(), 180);
+    assert!(log.read(180, 100, None).unwrap().is_none());
+    append_batches(&log, 1, 1_000_000);
+    assert_eq!(log.log_end_offset(), 183);
+    assert_eq!(
+        log.enforce_retention(1_000_000).unwrap().segments_deleted,
+        0
+    );
+    drop(log);
+    let log = Log::open(dir.path(), small_config()).unwrap();
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (180, 183));
 }
 
 #[test]

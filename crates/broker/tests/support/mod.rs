@@ -384,3 +384,33 @@ pub async fn unserved_partitions(c: &mut Client, topic: &str, partitions: i32) -
         + (partitions as usize)
             .saturating_sub(response.topics.iter().map(|t| t.partitions.len()).sum())
 }
+
+/// ListOffsets v7 of one partition at `timestamp`; returns (error code, offset).
+pub async fn list_offset(
+    c: &mut Client,
+    topic: &str,
+    partition: i32,
+    timestamp: i64,
+) -> (i16, i64) {
+    use freshet_protocol::messages::list_offsets_request::{
+        ListOffsetsPartition, ListOffsetsTopic,
+    };
+    use freshet_protocol::messages::ListOffsetsRequest;
+    let request = ListOffsetsRequest {
+        replica_id: -1,
+        topics: vec![ListOffsetsTopic {
+            name: topic.to_string(),
+            partitions: vec![ListOffsetsPartition {
+                partition_index: partition,
+                current_leader_epoch: -1,
+                timestamp,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let response = call!(c, 7, ListOffsets, request);
+    let p = &response.topics[0].partitions[0];
+    (p.error_code, p.offset)
+}
