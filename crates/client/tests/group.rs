@@ -690,6 +690,207 @@ async fn pattern_subscription_follows_new_topics() {
     consumer.close().await.unwrap();
 }
 
+/// The offsets `group` has committed, without metadata.
+async fn committed_offsets(admin: &Admin, group: &str) -> BTreeMap<TopicPartition, i64> {
+    admin
+        .list_group_offsets(group, None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(tp, committed)| (tp, committed.offset))
+        .collect()
+}
+
+/// The next offset of every partition of a new topic after `placed` (0 where none landed).
+fn end_offsets(
+    topic: &str,
+    partitions: i32,
+    placed: &[(i32, i64)],
+) -> BTreeMap<TopicPartition, i64> {
+    (0..partitions)
+        .map(|p| {
+            let count = placed.iter().filter(|(q, _)| *q == p).count() as i64;
+            (TopicPartition::new(topic, p), count)
+        })
+        .collect()
+}
+
+/// commit_async and commit_offsets_async: the handle gives the coordinator's answer (an
+/// error included), commits land in call order, and a dropped handle's commit still
+/// happens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn async_commits_report_their_result_and_keep_call_order() {
+    let Some(servers) = bootstrap() else { return };
+    let topic = unique("group-async-commit");
+    create_topic(&servers, &topic, 2).await;
+    let placed = produce(&servers, &topic, "a", 20).await;
+    let ends = end_offsets(&topic, 2, &placed);
+    let admin = Admin::new(ClientConfig::new(&servers)).unwrap();
+    let group = unique("g-async");
+    let mut cfg = config(&servers, &group, AssignmentStrategy::Range);
+    cfg.enable_auto_commit = false;
+    let mut consumer = GroupConsumer::new(cfg).unwrap();
+    consumer.subscribe([topic.clone()]);
+    // Nothing assigned yet: nothing to commit, and nothing is.
+    consumer.commit_async().wait().await.unwrap();
+    assert_eq!(
+        poll_records(&mut consumer, 20, Duration::from_secs(20))
+            .await
+            .len(),
+        20
+    );
+    assert_eq!(committed_offsets(&admin, &group).await, BTreeMap::new());
+
+    // The positions of every assigned partition.
+    assert_eq!(consumer.positions(), ends);
+    consumer.commit_async().wait().await.unwrap();
+    assert_eq!(committed_offsets(&admin, &group).await, ends);
+
+    // Chosen offsets, with metadata.
+    let tp0 = TopicPartition::new(&topic, 0);
+    let tp1 = TopicPartition::new(&topic, 1);
+    let chosen = BTreeMap::from([
+        (
+            tp0.clone(),
+            OffsetAndMetadata {
+                offset: 1,
+                metadata: Some("m0".to_owned()),
+            },
+        ),
+        (tp1.clone(), OffsetAndMetadata::new(2)),
+    ]);
+    consumer.commit_offsets_async(chosen).wait().await.unwrap();
+    let listed = admin.list_group_offsets(&group, None).await.unwrap();
+    assert_eq!(listed[&tp0].offset, 1);
+    assert_eq!(listed[&tp0].metadata.as_deref(), Some("m0"));
+    assert_eq!(listed[&tp1].offset, 2);
+
+    // Several in flight at once: they are sent in call order, so the last one wins; the
+    // handles dropped unawaited still commit.
+    let mut handles: Vec<_> = (3..=7)
+        .map(|offset| {
+            consumer.commit_offsets_async(BTreeMap::from([(
+                tp0.clone(),
+                OffsetAndMetadata::new(offset),
+            )]))
+        })
+        .collect();
+    let last = handles.pop().unwrap();
+    drop(handles);
+    last.wait().await.unwrap();
+    assert_eq!(committed_offsets(&admin, &group).await[&tp0], 7);
+    drop(consumer.commit_offsets_async(BTreeMap::from([(tp1.clone(), 9.into())])));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while committed_offsets(&admin, &group).await[&tp1] != 9 {
+        assert!(Instant::now() < deadline, "the dropped commit never landed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // The coordinator's refusal comes back through the handle: metadata over
+    // offset.metadata.max.bytes (4096 by default) is OFFSET_METADATA_TOO_LARGE, and
+    // nothing is committed.
+    let too_large = BTreeMap::from([(
+        tp0.clone(),
+        OffsetAndMetadata {
+            offset: 8,
+            metadata: Some("x".repeat(5_000)),
+        },
+    )]);
+    let error = consumer
+        .commit_offsets_async(too_large)
+        .wait()
+        .await
+        .unwrap_err();
+    assert_eq!(error.kafka_code(), Some(KafkaCode(12)), "{error}");
+    assert_eq!(committed_offsets(&admin, &group).await[&tp0], 7);
+
+    // The consumer goes on: the positions again.
+    consumer.commit_async().wait().await.unwrap();
+    assert_eq!(committed_offsets(&admin, &group).await, ends);
+    consumer.close().await.unwrap();
+}
+
+/// Polls (expecting no records) until the group's committed offsets are `expected`.
+async fn poll_until_committed(
+    consumer: &mut GroupConsumer,
+    admin: &Admin,
+    expected: &BTreeMap<TopicPartition, i64>,
+    timeout: Duration,
+) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let committed = committed_offsets(admin, consumer.group_id()).await;
+        if &committed == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "committed {committed:?}, never {expected:?}"
+        );
+        let records = consumer.poll(Duration::from_millis(200)).await.unwrap();
+        assert!(records.is_empty(), "unexpected records: {records:?}");
+    }
+}
+
+/// enable.auto.commit: a consumer that keeps polling commits its positions every
+/// auto.commit.interval.ms, with no commit call and no close; nothing is committed before
+/// the first interval has passed, nor with auto commit off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn auto_commit_commits_positions_while_polling() {
+    let Some(servers) = bootstrap() else { return };
+    let topic = unique("group-auto-commit");
+    create_topic(&servers, &topic, 2).await;
+    let placed = produce(&servers, &topic, "first", 10).await;
+    let admin = Admin::new(ClientConfig::new(&servers)).unwrap();
+
+    // Auto commit off, and on with an interval longer than the test: polling commits
+    // nothing.
+    for (label, enabled, interval_ms) in
+        [("g-auto-off", false, 200), ("g-auto-slow", true, 120_000)]
+    {
+        let group = unique(label);
+        let mut cfg = config(&servers, &group, AssignmentStrategy::Range);
+        cfg.enable_auto_commit = enabled;
+        cfg.auto_commit_interval_ms = interval_ms;
+        let mut consumer = GroupConsumer::new(cfg).unwrap();
+        consumer.subscribe([topic.clone()]);
+        let records = poll_records(&mut consumer, 10, Duration::from_secs(20)).await;
+        assert_eq!(records.len(), 10, "{label}");
+        assert!(poll_records(&mut consumer, 1, Duration::from_millis(1_500))
+            .await
+            .is_empty());
+        assert_eq!(
+            committed_offsets(&admin, &group).await,
+            BTreeMap::new(),
+            "{label}"
+        );
+        // Dropped, not closed: close would commit when auto commit is on.
+        drop(consumer);
+    }
+
+    // A short interval: the positions are committed while the consumer polls.
+    let group = unique("g-auto-on");
+    let mut cfg = config(&servers, &group, AssignmentStrategy::Range);
+    cfg.auto_commit_interval_ms = 300;
+    let mut consumer = GroupConsumer::new(cfg).unwrap();
+    consumer.subscribe([topic.clone()]);
+    let records = poll_records(&mut consumer, 10, Duration::from_secs(20)).await;
+    assert_eq!(records.len(), 10);
+    let ends = end_offsets(&topic, 2, &placed);
+    assert_eq!(consumer.positions(), ends);
+    poll_until_committed(&mut consumer, &admin, &ends, Duration::from_secs(10)).await;
+
+    // More records: the commits follow the positions.
+    let mut placed = placed;
+    placed.extend(produce(&servers, &topic, "second", 6).await);
+    let records = poll_records(&mut consumer, 6, Duration::from_secs(20)).await;
+    assert_eq!(records.len(), 6);
+    let ends = end_offsets(&topic, 2, &placed);
+    assert_eq!(consumer.positions(), ends);
+    poll_until_committed(&mut consumer, &admin, &ends, Duration::from_secs(10)).await;
+    drop(consumer);
+}
+
 /// A scripted coordinator on 127.0.0.1:0 (also the only broker, with topic `t` of two
 /// partitions): group error codes in the order a test chooses, and a record of what the
 /// consumer sent. Runs without a broker.
