@@ -4,7 +4,7 @@
 mod support;
 
 use bytes::Bytes;
-use freshet_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic};
+use freshet_protocol::messages::fetch_request::{FetchTopic, ForgottenTopic};
 use freshet_protocol::messages::fetch_response::PartitionData;
 use freshet_protocol::messages::*;
 use freshet_protocol::Uuid;
@@ -20,18 +20,6 @@ const INVALID_PRODUCER_EPOCH: i16 = 47;
 const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
 const INVALID_FETCH_SESSION_EPOCH: i16 = 71;
 const UNKNOWN_TOPIC_ID: i16 = 100;
-
-fn fetch_partition(partition: i32, fetch_offset: i64) -> FetchPartition {
-    FetchPartition {
-        partition,
-        current_leader_epoch: -1,
-        fetch_offset,
-        last_fetched_epoch: -1,
-        log_start_offset: -1,
-        partition_max_bytes: 1024 * 1024,
-        ..Default::default()
-    }
-}
 
 fn fetch_request(session_id: i32, session_epoch: i32, topics: Vec<FetchTopic>) -> FetchRequest {
     FetchRequest {
@@ -51,7 +39,7 @@ fn fetch_topic(topic: &str, partitions: &[(i32, i64)]) -> FetchTopic {
         topic: topic.to_string(),
         partitions: partitions
             .iter()
-            .map(|(p, o)| fetch_partition(*p, *o))
+            .map(|(p, o)| support::fetch_partition(*p, *o, 1024 * 1024))
             .collect(),
         ..Default::default()
     }
@@ -896,7 +884,7 @@ async fn fetch_sessions_by_topic_id() {
         topic_id: id,
         partitions: partitions
             .iter()
-            .map(|(p, o)| fetch_partition(*p, *o))
+            .map(|(p, o)| support::fetch_partition(*p, *o, 1024 * 1024))
             .collect(),
         ..Default::default()
     };

@@ -6,8 +6,7 @@
 #[macro_use]
 mod support;
 
-use freshet_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use freshet_protocol::messages::{ApiVersionsRequest, FetchRequest};
+use freshet_protocol::messages::ApiVersionsRequest;
 use freshet_protocol::{ApiKey, Response};
 use std::time::{Duration, Instant};
 use support::{create_topic, TestBroker};
@@ -91,26 +90,7 @@ async fn pipelined_responses_keep_request_order() {
     let broker = TestBroker::start().await;
     let mut c = broker.client().await;
     create_topic(&mut c, "quiet", 1, &[]).await;
-    let fetch = FetchRequest {
-        replica_id: -1,
-        max_wait_ms: 1_500,
-        min_bytes: 1,
-        max_bytes: 1 << 20,
-        session_epoch: -1,
-        topics: vec![FetchTopic {
-            topic: "quiet".into(),
-            partitions: vec![FetchPartition {
-                partition: 0,
-                current_leader_epoch: -1,
-                last_fetched_epoch: -1,
-                log_start_offset: -1,
-                partition_max_bytes: 1 << 20,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-        ..Default::default()
-    };
+    let fetch = support::fetch_one("quiet", 0, 0, 1_500);
     let started = Instant::now();
     let first = c.send_only(12, fetch.into()).await;
     let second = c.send_only(3, ApiVersionsRequest::default().into()).await;

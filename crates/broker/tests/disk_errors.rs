@@ -10,12 +10,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use freshet_log::{Fault, FileOp, EIO};
-use freshet_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use freshet_protocol::messages::metadata_request::MetadataRequestTopic;
 use freshet_protocol::messages::metadata_response::MetadataResponsePartition;
 use freshet_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use freshet_protocol::messages::{FetchRequest, MetadataRequest, ProduceRequest};
-use support::{batch, create_topic, list_offset, read_all, Client, TestBroker};
+use freshet_protocol::messages::{MetadataRequest, ProduceRequest};
+use support::{batch, create_topic, fetch_one, list_offset, read_all, Client, TestBroker};
 
 const NONE: i16 = 0;
 const LEADER_NOT_AVAILABLE: i16 = 5;
@@ -67,27 +66,7 @@ async fn fetch(
     offset: i64,
     max_wait_ms: i32,
 ) -> (i16, Bytes, Duration) {
-    let request = FetchRequest {
-        replica_id: -1,
-        max_wait_ms,
-        min_bytes: 1,
-        max_bytes: 1 << 20,
-        session_epoch: -1,
-        topics: vec![FetchTopic {
-            topic: topic.to_string(),
-            partitions: vec![FetchPartition {
-                partition,
-                current_leader_epoch: -1,
-                fetch_offset: offset,
-                last_fetched_epoch: -1,
-                log_start_offset: -1,
-                partition_max_bytes: 1 << 20,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-        ..Default::default()
-    };
+    let request = fetch_one(topic, partition, offset, max_wait_ms);
     let started = Instant::now();
     let response = call!(c, 12, Fetch, request);
     let p = &response.responses[0].partitions[0];

@@ -5,7 +5,7 @@
 mod support;
 
 use bytes::Bytes;
-use freshet_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use freshet_protocol::messages::fetch_request::FetchTopic;
 use freshet_protocol::messages::fetch_response::PartitionData;
 use freshet_protocol::messages::{FetchRequest, FetchResponse};
 use freshet_protocol::{ApiKey, Response};
@@ -31,15 +31,7 @@ fn fetch_request(
 ) -> FetchRequest {
     let mut topics: Vec<FetchTopic> = Vec::new();
     for &(topic, partition, fetch_offset, partition_max_bytes) in wanted {
-        let p = FetchPartition {
-            partition,
-            current_leader_epoch: -1,
-            fetch_offset,
-            last_fetched_epoch: -1,
-            log_start_offset: -1,
-            partition_max_bytes,
-            ..Default::default()
-        };
+        let p = support::fetch_partition(partition, fetch_offset, partition_max_bytes);
         match topics.last_mut().filter(|t| t.topic == topic) {
             Some(t) => t.partitions.push(p),
             None => topics.push(FetchTopic {

@@ -6,10 +6,8 @@
 #[macro_use]
 mod support;
 
-use freshet_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use freshet_protocol::messages::FetchRequest;
 use std::time::{Duration, Instant};
-use support::{batch, create_topic, list_offset, produce, Client, TestBroker};
+use support::{batch, create_topic, fetch_one, list_offset, produce, Client, TestBroker};
 
 const NONE: i16 = 0;
 const OFFSET_OUT_OF_RANGE: i16 = 1;
@@ -18,25 +16,7 @@ const LATEST: i64 = -1;
 
 /// Fetch v12 of partition 0 at `offset`: (error code, log start offset).
 async fn fetch_at(c: &mut Client, topic: &str, offset: i64) -> (i16, i64) {
-    let request = FetchRequest {
-        replica_id: -1,
-        max_bytes: 1 << 20,
-        session_epoch: -1,
-        topics: vec![FetchTopic {
-            topic: topic.into(),
-            partitions: vec![FetchPartition {
-                partition: 0,
-                current_leader_epoch: -1,
-                fetch_offset: offset,
-                last_fetched_epoch: -1,
-                log_start_offset: -1,
-                partition_max_bytes: 1 << 20,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-        ..Default::default()
-    };
+    let request = fetch_one(topic, 0, offset, 0);
     let response = call!(c, 12, Fetch, request);
     let p = &response.responses[0].partitions[0];
     (p.error_code, p.log_start_offset)

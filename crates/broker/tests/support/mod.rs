@@ -6,9 +6,10 @@
 use bytes::{Bytes, BytesMut};
 use freshet_broker::{Broker, BrokerConfig};
 use freshet_protocol::frame::decode_frame;
+use freshet_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use freshet_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use freshet_protocol::messages::produce_response::PartitionProduceResponse;
-use freshet_protocol::messages::ProduceRequest;
+use freshet_protocol::messages::{FetchRequest, ProduceRequest};
 use freshet_protocol::wire::{decode_response, encode_request};
 use freshet_protocol::{ApiKey, Request, RequestHeader, Response};
 use freshet_records::{BatchBuilder, BatchOptions, NewRecord};
@@ -266,33 +267,51 @@ pub async fn read_all(
 
 /// The stored batches of `topic`-`partition` from offset 0, as one Fetch v12 returns them.
 pub async fn fetch_all(broker: &TestBroker, topic: &str, partition: i32) -> Bytes {
-    use freshet_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-    use freshet_protocol::messages::FetchRequest;
     let mut client = broker.client().await;
-    let request = FetchRequest {
-        replica_id: -1,
-        max_bytes: 50 * 1024 * 1024,
-        session_epoch: -1,
-        topics: vec![FetchTopic {
-            topic: topic.to_string(),
-            partitions: vec![FetchPartition {
-                partition,
-                current_leader_epoch: -1,
-                last_fetched_epoch: -1,
-                log_start_offset: -1,
-                partition_max_bytes: 50 * 1024 * 1024,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-        ..Default::default()
-    };
+    let mut request = fetch_one(topic, partition, 0, 0);
+    request.max_bytes = 50 * 1024 * 1024;
+    request.topics[0].partitions[0].partition_max_bytes = 50 * 1024 * 1024;
     let Response::Fetch(response) = client.send(12, request.into()).await else {
         panic!("not a fetch response");
     };
     let data = &response.responses[0].partitions[0];
     assert_eq!(data.error_code, 0, "fetch {topic}-{partition}");
     data.records.clone().unwrap_or_default()
+}
+
+/// One partition to fetch from `fetch_offset`, no leader epoch checks.
+pub fn fetch_partition(
+    partition: i32,
+    fetch_offset: i64,
+    partition_max_bytes: i32,
+) -> FetchPartition {
+    FetchPartition {
+        partition,
+        current_leader_epoch: -1,
+        fetch_offset,
+        last_fetched_epoch: -1,
+        log_start_offset: -1,
+        partition_max_bytes,
+        ..Default::default()
+    }
+}
+
+/// A sessionless Fetch of one partition from `offset` with 1 MiB limits, waiting up to
+/// `max_wait_ms` for a byte.
+pub fn fetch_one(topic: &str, partition: i32, offset: i64, max_wait_ms: i32) -> FetchRequest {
+    FetchRequest {
+        replica_id: -1,
+        max_wait_ms,
+        min_bytes: 1,
+        max_bytes: 1 << 20,
+        session_epoch: -1,
+        topics: vec![FetchTopic {
+            topic: topic.to_string(),
+            partitions: vec![fetch_partition(partition, offset, 1 << 20)],
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
 }
 
 /// Creates a topic (CreateTopics v7), asserting success; returns its id.
