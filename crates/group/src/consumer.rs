@@ -33,13 +33,6 @@ pub const LEAVE_GROUP_MEMBER_EPOCH: i32 = -1;
 /// Member epoch a static member sends to leave for a while, keeping its partitions.
 pub const LEAVE_GROUP_STATIC_MEMBER_EPOCH: i32 = -2;
 
-/// Topics a regex subscription never matches (Kafka excludes its internal topics).
-const INTERNAL_TOPICS: [&str; 3] = [
-    "__consumer_offsets",
-    "__transaction_state",
-    "__share_group_state",
-];
-
 /// Kafka's `MemberState`, with its record values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MemberState {
@@ -170,8 +163,10 @@ impl ConsumerMember {
         }
     }
 
-    /// The topic names this member subscribes to: its names that exist, plus every
-    /// non-internal topic its regex matches in full.
+    /// The topic names this member subscribes to: its names that exist, plus every topic
+    /// its regex matches in full. Internal topics included: Kafka's coordinator matches a
+    /// KIP-848 regex against every topic it may describe (classic clients, which match on
+    /// their side, usually leave internal topics out themselves).
     pub fn subscribed_topics<'a>(&'a self, topics: &'a TopicsSnapshot) -> BTreeSet<&'a str> {
         let mut out: BTreeSet<&str> = self
             .subscribed_topic_names
@@ -187,7 +182,6 @@ impl ConsumerMember {
             out.extend(
                 topics
                     .keys()
-                    .filter(|name| !INTERNAL_TOPICS.contains(&name.as_str()))
                     .filter(|name| regex.is_match(name))
                     .map(String::as_str),
             );
@@ -203,7 +197,7 @@ impl ConsumerMember {
                 .subscribed_topic_regex
                 .as_deref()
                 .and_then(compile_regex)
-                .is_some_and(|r| !INTERNAL_TOPICS.contains(&topic) && r.is_match(topic))
+                .is_some_and(|r| r.is_match(topic))
     }
 
     pub(crate) fn metadata_value(&self) -> ConsumerGroupMemberMetadataValue {

@@ -660,7 +660,34 @@ fn regex_subscription_follows_new_topics() {
     assert_eq!(assigned.len(), 2);
     assert_eq!(assigned[1].topic_id, U);
     assert_eq!(assigned[1].partitions, vec![0, 1, 2]);
-    // Internal topics never match a regex; a bad regex is refused.
+    // Internal topics match a regex too, as in Kafka.
+    let mut with_internal = topics(2, 3);
+    let offsets_id = Uuid([9; 16]);
+    with_internal.insert(
+        "__consumer_offsets".to_string(),
+        TopicMeta {
+            id: offsets_id,
+            partitions: 4,
+        },
+    );
+    c.update_topics(40, &with_internal);
+    let everything = ConsumerGroupHeartbeatRequest {
+        subscribed_topic_names: None,
+        subscribed_topic_regex: Some(".*(?:u|__consumer_offsets).*".to_string()),
+        ..join("m3")
+    };
+    hb(&mut c, 50, &everything);
+    let group = c.consumer_group(GROUP).unwrap();
+    let subscribed = group.members["m3"].subscribed_topics(&with_internal);
+    assert_eq!(
+        subscribed.into_iter().collect::<Vec<_>>(),
+        vec!["__consumer_offsets", "u"]
+    );
+    assert!(
+        group.target_of("m3").contains_key(&offsets_id),
+        "the member's target holds __consumer_offsets partitions"
+    );
+    // A bad regex is refused.
     let bad = ConsumerGroupHeartbeatRequest {
         subscribed_topic_names: None,
         subscribed_topic_regex: Some("(".to_string()),
