@@ -367,8 +367,11 @@ fn run_maintenance(ctx: &Context) {
         if p.log.is_failed() {
             continue;
         }
-        if let Err(e) = p.log.run_maintenance(now_ms) {
-            tracing::warn!(dir = %p.log.dir().display(), error = %e, "log maintenance");
+        match p.log.run_maintenance(now_ms) {
+            // A partition of a topic being deleted: its log closed after this pass took the
+            // list of partitions.
+            Ok(_) | Err(freshet_log::LogError::Closed) => {}
+            Err(e) => tracing::warn!(dir = %p.log.dir().display(), error = %e, "log maintenance"),
         }
     }
 }
