@@ -55,20 +55,12 @@ fn failure(out: Output) -> String {
     err.trim_end().to_owned()
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 /// Topic `orders` with 3 partitions: 10 records in 0 (timestamps BASE + i s), 4 in 1, none
 /// in 2.
 fn orders(broker: &BrokerProcess) {
     ok(freshet(broker, &["topic", "create", "orders", "-p", "3"]));
     let servers = broker.addr.to_string();
-    runtime().block_on(async {
+    support::runtime().block_on(async {
         let producer = Producer::new(ProducerConfig::new(&servers)).unwrap();
         for (partition, count) in [(0, 10), (1, 4)] {
             for i in 0..count {
@@ -446,7 +438,7 @@ fn an_active_group_is_described_and_not_reset() {
     ));
     let member = join(&broker, "live", &[0, 2]);
     // The host as the broker reports it (Kafka: "/127.0.0.1").
-    let host = runtime().block_on(async {
+    let host = support::runtime().block_on(async {
         let admin = Admin::new(ClientConfig::new(&broker.addr.to_string())).unwrap();
         let described = admin.describe_group("live").await.unwrap();
         described.members[0].host.clone()

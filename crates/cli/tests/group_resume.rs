@@ -22,14 +22,6 @@ const RECORDS: usize = 400;
 /// (partition, offset, value) of a consumed record.
 type Consumed = (i32, i64, String);
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 async fn create_and_fill(servers: &str) {
     let admin = Admin::new(ClientConfig::new(servers)).unwrap();
     admin
@@ -105,7 +97,7 @@ async fn consume_and_commit(
 fn a_group_resumes_at_its_commits_after_the_broker_is_killed() {
     let dir = tempfile::tempdir().unwrap();
     let mut broker = BrokerProcess::start(dir.path());
-    let rt = runtime();
+    let rt = support::runtime();
     let servers = broker.addr.to_string();
     let (first, committed) = rt.block_on(async {
         create_and_fill(&servers).await;

@@ -438,3 +438,12 @@ pub fn wait_served(client: &mut RawClient, topic: &str, partitions: i32) {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }
+
+/// A two-thread tokio runtime for tests that drive `freshet-client` directly.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
