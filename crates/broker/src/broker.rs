@@ -342,24 +342,31 @@ async fn metadata_loop(ctx: Arc<Context>) {
     }
 }
 
-/// Retention, time-based flushing and recovery-point checkpoints, on Kafka's
-/// `log.retention.check.interval.ms` (flush.ms checks run at least every second).
+/// Time-based flushing and recovery-point checkpoints at least every second, and retention
+/// every `log.retention.check.interval.ms` (Kafka's default: five minutes).
 async fn maintenance_loop(ctx: Arc<Context>) {
     let mut shutdown = ctx.shutdown.clone();
-    let period_ms = ctx.config.log_retention_check_interval_ms.clamp(10, 1000);
+    let retention_every_ms = ctx.config.log_retention_check_interval_ms.max(10);
+    let period_ms = retention_every_ms.min(1000);
     let mut tick = tokio::time::interval(Duration::from_millis(period_ms));
+    let mut last_retention = tokio::time::Instant::now();
     loop {
         tokio::select! {
-            _ = tick.tick() => {
+            now = tick.tick() => {
+                let retention_due =
+                    now.duration_since(last_retention) >= Duration::from_millis(retention_every_ms);
+                if retention_due {
+                    last_retention = now;
+                }
                 let ctx = ctx.clone();
-                let _ = tokio::task::spawn_blocking(move || run_maintenance(&ctx)).await;
+                let _ = tokio::task::spawn_blocking(move || run_maintenance(&ctx, retention_due)).await;
             }
             _ = shutdown.changed() => return,
         }
     }
 }
 
-fn run_maintenance(ctx: &Context) {
+fn run_maintenance(ctx: &Context, retention_due: bool) {
     let now_ms = freshet_log::Clock::now_ms(&freshet_log::SystemClock);
     for p in ctx.partitions.all() {
         p.expire_producers(now_ms);
@@ -367,10 +374,15 @@ fn run_maintenance(ctx: &Context) {
         if p.log.is_failed() {
             continue;
         }
-        match p.log.run_maintenance(now_ms) {
+        let done = if retention_due {
+            p.log.run_maintenance(now_ms).map(|_| ())
+        } else {
+            p.log.run_flush_maintenance(now_ms)
+        };
+        match done {
             // A partition of a topic being deleted: its log closed after this pass took the
             // list of partitions.
-            Ok(_) | Err(freshet_log::LogError::Closed) => {}
+            Ok(()) | Err(freshet_log::LogError::Closed) => {}
             Err(e) => tracing::warn!(dir = %p.log.dir().display(), error = %e, "log maintenance"),
         }
     }

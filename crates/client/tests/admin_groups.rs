@@ -8,7 +8,7 @@
 #[path = "support/live.rs"]
 mod live;
 
-use live::{bootstrap, unique};
+use live::{an_hour_ago_ms, bootstrap, unique};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -208,7 +208,7 @@ async fn offsets_of_an_empty_group_round_trip() {
     let admin = Admin::new(ClientConfig::new(&servers)).unwrap();
     let topic = unique("grp-offsets");
     let group = unique("g-offsets");
-    let base = 1_600_000_000_000;
+    let base = an_hour_ago_ms();
     topic_with_records(&servers, &admin, &topic, 3, 10, base).await;
     let tp: Vec<TopicPartition> = (0..3).map(|p| TopicPartition::new(&topic, p)).collect();
 
@@ -332,7 +332,7 @@ async fn an_active_group_is_described_and_protected() {
     let admin = Admin::new(ClientConfig::new(&servers)).unwrap();
     let topic = unique("grp-active");
     let group = unique("g-active");
-    topic_with_records(&servers, &admin, &topic, 3, 4, 1_600_000_000_000).await;
+    topic_with_records(&servers, &admin, &topic, 3, 4, an_hour_ago_ms()).await;
     let tp: Vec<TopicPartition> = (0..3).map(|p| TopicPartition::new(&topic, p)).collect();
 
     let member = Member::join(&servers, &group, &topic, &[2, 0]).await;
@@ -444,7 +444,7 @@ async fn unknown_topics_and_bad_requests_are_per_partition_errors() {
 
     // Partitions past a topic's count are unknown too, for commits and offset deletes.
     let topic = unique("grp-errors");
-    topic_with_records(&servers, &admin, &topic, 2, 1, 1_600_000_000_000).await;
+    topic_with_records(&servers, &admin, &topic, 2, 1, an_hour_ago_ms()).await;
     let tp0 = TopicPartition::new(&topic, 0);
     let tp9 = TopicPartition::new(&topic, 9);
     admin
@@ -529,7 +529,7 @@ async fn a_kip848_consumer_group_is_described() {
         return;
     }
     let topic = unique("grp-kip848");
-    topic_with_records(&servers, &admin, &topic, 2, 3, 1_600_000_000_000).await;
+    topic_with_records(&servers, &admin, &topic, 2, 3, an_hour_ago_ms()).await;
     let member_id = unique("member");
     let mut epoch = consumer_heartbeat(&connection, &group, &member_id, 0, &topic)
         .await

@@ -8,7 +8,7 @@
 #[path = "support/live.rs"]
 mod live;
 
-use live::{bootstrap, unique};
+use live::{an_hour_ago_ms, bootstrap, unique};
 
 use std::time::Duration;
 
@@ -74,7 +74,7 @@ fn keyed_record(topic: &str, i: usize, base_timestamp_ms: i64) -> ProducerRecord
 async fn produce_and_consume_every_codec() {
     let Some(servers) = bootstrap() else { return };
     let admin = Admin::new(ClientConfig::new(&servers)).unwrap();
-    let base_timestamp_ms = 1_700_000_000_000;
+    let base_timestamp_ms = an_hour_ago_ms();
     for compression in [
         Compression::None,
         Compression::Gzip,
@@ -142,7 +142,7 @@ async fn consume_from_offset_timestamp_and_end() {
     let topic = unique("positions");
     create_topic(&admin, &topic, 1).await;
     let producer = Producer::new(ProducerConfig::new(&servers)).unwrap();
-    let base_timestamp_ms = 1_600_000_000_000;
+    let base_timestamp_ms = an_hour_ago_ms();
     for i in 0..10 {
         let record = ProducerRecord::new(&topic, format!("v{i}"))
             .with_partition(0)

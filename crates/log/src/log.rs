@@ -865,6 +865,13 @@ impl Log {
     /// checkpoint.
     pub fn run_maintenance(&self, now_ms: i64) -> Result<RetentionOutcome, LogError> {
         let outcome = self.enforce_retention(now_ms)?;
+        self.run_flush_maintenance(now_ms)?;
+        Ok(outcome)
+    }
+
+    /// [`Log::run_maintenance`] without retention, for callers that check retention less
+    /// often than flushes (Kafka's `log.retention.check.interval.ms`).
+    pub fn run_flush_maintenance(&self, now_ms: i64) -> Result<(), LogError> {
         let last_flush_ms = self.writer()?.last_flush_ms;
         match self.config().flush {
             FlushPolicy::Interval {
@@ -872,8 +879,7 @@ impl Log {
             } if now_ms.saturating_sub(last_flush_ms) >= ms as i64 => self.flush()?,
             _ => self.flush_sealed()?,
         }
-        self.checkpoint_recovery_point()?;
-        Ok(outcome)
+        self.checkpoint_recovery_point()
     }
 
     /// Writes the recovery-point checkpoint if the durable offset moved since it was written.

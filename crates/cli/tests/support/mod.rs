@@ -336,9 +336,14 @@ impl RawClient {
 /// An uncompressed batch of the given values, no keys.
 pub fn batch(values: &[&[u8]]) -> Bytes {
     let mut b = BatchBuilder::new(BatchOptions::default());
+    // Now: a timestamp older than retention.ms (7 days) lets retention delete the records.
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
     for v in values {
         b.push(&NewRecord {
-            timestamp_ms: 1_700_000_000_000,
+            timestamp_ms: now_ms,
             key: None,
             value: Some(v),
             headers: &[],

@@ -22,3 +22,14 @@ pub fn unique(prefix: &str) -> String {
         .as_nanos();
     format!("{prefix}-{nanos}")
 }
+
+/// An hour ago, in milliseconds since 1970: a record timestamp the broker keeps (retention.ms
+/// is 7 days by default, and deletes older records at its next check, as Kafka does) and that
+/// differs from the producer's default (now).
+pub fn an_hour_ago_ms() -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    now - 3_600_000
+}
