@@ -6,6 +6,7 @@ pub mod codes;
 pub mod config;
 mod connection;
 mod fetch_session;
+mod flusher;
 mod groups;
 mod handlers;
 mod partitions;

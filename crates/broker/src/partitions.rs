@@ -4,6 +4,7 @@
 //! node leads it; [`Partitions::sync`] restores that after every metadata change.
 
 use crate::config::BrokerConfig;
+use crate::flusher::Flusher;
 use freshet_log::{FlushPolicy, Log, LogConfig, LogError};
 use freshet_metadata::config::EffectiveTopicConfig;
 use freshet_metadata::{MetadataImage, TopicId};
@@ -35,6 +36,8 @@ pub struct Partition {
     /// Idempotent-producer state. Produce holds the lock from the sequence check through the
     /// append, so two connections cannot both pass the check for the same sequence.
     pub producers: std::sync::Mutex<freshet_txn::ProducerStateTable>,
+    /// Group commit for produce requests under the fsync-per-append policy.
+    pub flusher: Flusher,
 }
 
 impl Partition {
@@ -289,10 +292,12 @@ impl Partitions {
         let log = Log::open(partition_dir(&self.data_dir, tp), log_config(&config))?;
         let (high_watermark, _) = watch::channel(log.log_end_offset());
         let producers = std::sync::Mutex::new(crate::producer_state::rebuild(&log));
+        let log = Arc::new(log);
         Ok(Partition {
             topic_id,
             leader_epoch,
-            log: Arc::new(log),
+            flusher: Flusher::new(log.clone()),
+            log,
             config: RwLock::new(Arc::new(config)),
             high_watermark,
             producers,

@@ -454,13 +454,10 @@ async fn settle(
     let (info, p) = result?;
     let end = info.last_offset + 1;
     if p.fsync_on_append() {
-        let log = p.log.clone();
-        let flushed = tokio::task::spawn_blocking(move || log.flush_until(end)).await;
-        match flushed {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(storage_refusal(e)),
-            Err(_) => return Err(Refusal::new(codes::KAFKA_STORAGE_ERROR)),
-        }
+        p.flusher
+            .durable_below(end)
+            .await
+            .map_err(storage_refusal)?;
     }
     p.advance_high_watermark(end);
     Ok((info, p.log.log_start_offset()))
