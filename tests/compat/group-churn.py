@@ -2,7 +2,7 @@
 """Consumer groups under churn with real clients: every record consumed exactly once.
 
     tests/compat/group-churn.sh [BOOTSTRAP] [--variants A,B,...] [--members 1,2,4,6]
-                                [--records M] [--delay-ms MS] [--kip848-kill] [--timeout S]
+                                [--records M] [--delay-ms MS] [--kip848-kill] [--timeout S] [--logs DIR]
     tests/compat/group-churn.sh --self-test     (checks the checker on made-up member outputs)
 
 For each client variant and each group size N: creates a 4-partition topic, produces M records

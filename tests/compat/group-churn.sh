@@ -2,7 +2,7 @@
 # Consumer groups under churn with real clients (see group-churn.py for what is checked).
 #
 #   tests/compat/group-churn.sh [BOOTSTRAP] [--variants A,B,...] [--members 1,2,4,6]
-#                               [--records M] [--delay-ms MS] [--kip848-kill] [--timeout S]
+#                               [--records M] [--delay-ms MS] [--kip848-kill] [--timeout S] [--logs DIR]
 #   tests/compat/group-churn.sh --self-test   (checks the checker on made-up member outputs)
 #
 # Builds what is missing first, as run-all.sh does: the Java member (Maven), the Python venv with
