@@ -64,8 +64,11 @@ pub async fn serve(ctx: Arc<Context>, stream: TcpStream, peer: SocketAddr) {
     let mut in_flight: FuturesOrdered<Pending> = FuturesOrdered::new();
     let mut shutdown = ctx.shutdown.clone();
     let frame_bytes_max = ctx.config.socket_request_max_bytes as usize;
+    // Set while a membership request (see `is_barrier`) is unanswered: nothing after it is
+    // read or started until then.
+    let mut barrier = false;
     let reason = loop {
-        let can_read = in_flight.len() < IN_FLIGHT_REQUESTS_MAX;
+        let can_read = in_flight.len() < IN_FLIGHT_REQUESTS_MAX && !barrier;
         tokio::select! {
             biased;
             _ = shutdown.changed() => break Close::Shutdown,
@@ -73,6 +76,14 @@ pub async fn serve(ctx: Arc<Context>, stream: TcpStream, peer: SocketAddr) {
                 if let Some(encoded) = done {
                     if let Err(e) = write_response(&mut writer, &mut out, encoded, RESPONSE_BYTES_MAX).await {
                         break e;
+                    }
+                }
+                if barrier && in_flight.is_empty() {
+                    // The membership request was the last one started: go on with the frames
+                    // that arrived behind it.
+                    match take_frames(&ctx, peer, &mut buf, frame_bytes_max, &mut in_flight) {
+                        Ok(stopped) => barrier = stopped,
+                        Err(reason) => break reason,
                     }
                 }
                 if in_flight.is_empty() || buf.is_empty() {
@@ -83,8 +94,9 @@ pub async fn serve(ctx: Arc<Context>, stream: TcpStream, peer: SocketAddr) {
                 if let Err(reason) = read {
                     break reason;
                 }
-                if let Err(reason) = take_frames(&ctx, peer, &mut buf, frame_bytes_max, &mut in_flight) {
-                    break reason;
+                match take_frames(&ctx, peer, &mut buf, frame_bytes_max, &mut in_flight) {
+                    Ok(stopped) => barrier = stopped,
+                    Err(reason) => break reason,
                 }
             }
         }
@@ -119,20 +131,38 @@ async fn read_more(
     }
 }
 
-/// Splits off every complete frame in `buf` and dispatches it.
+/// Splits off complete frames in `buf` and dispatches them, stopping after a membership
+/// request (see [`is_barrier`]); returns whether it stopped there (frames behind it stay in
+/// `buf`).
 fn take_frames(
     ctx: &Arc<Context>,
     peer: SocketAddr,
     buf: &mut BytesMut,
     frame_bytes_max: usize,
     in_flight: &mut FuturesOrdered<Pending>,
-) -> Result<(), Close> {
+) -> Result<bool, Close> {
     while let Some(frame) =
         frame::decode_frame(buf, frame_bytes_max).map_err(|e| Close::Protocol(e.to_string()))?
     {
+        let barrier = is_barrier(&frame);
         in_flight.push_back(dispatch_frame(ctx, peer, frame)?);
+        if barrier {
+            return Ok(true);
+        }
     }
-    Ok(())
+    Ok(false)
+}
+
+/// Requests whose answer can change what the requests behind them mean: JoinGroup and
+/// SyncGroup, which the coordinator may hold for a whole rebalance. Kafka handles one request
+/// of a connection at a time, so an OffsetCommit pipelined behind a member's own rejoin is
+/// judged against the generation the rebalance ends with; Freshet starts the requests of a
+/// connection as they arrive (answering in order), except behind these.
+fn is_barrier(frame: &Bytes) -> bool {
+    matches!(
+        wire::peek_key_and_version(frame).and_then(|(key, _)| ApiKey::from_i16(key)),
+        Some(ApiKey::JoinGroup | ApiKey::SyncGroup)
+    )
 }
 
 /// Decodes one request frame and starts handling it.

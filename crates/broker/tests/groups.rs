@@ -18,6 +18,7 @@ use support::{Client, TestBroker};
 const GROUP: &str = "g1";
 const MEMBER_ID_REQUIRED: i16 = 79;
 const UNKNOWN_MEMBER_ID: i16 = 25;
+const ILLEGAL_GENERATION: i16 = 22;
 const COORDINATOR_NOT_AVAILABLE: i16 = 15;
 const GROUP_ID_NOT_FOUND: i16 = 69;
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
@@ -412,6 +413,90 @@ async fn one_offset_fetch_answers_for_several_groups() {
             ("g2".to_string(), 0, vec![("t".to_string(), 0, 22)]),
             ("g3".to_string(), 0, vec![]),
         ]
+    );
+}
+
+/// Kafka handles a connection's requests one at a time, so an OffsetCommit pipelined behind
+/// the member's own JoinGroup is judged after the rebalance that JoinGroup joins, against the
+/// new generation (librdkafka sends exactly this). Freshet holds a connection's later requests
+/// behind an unanswered JoinGroup or SyncGroup to keep that order.
+#[tokio::test]
+async fn a_commit_pipelined_behind_a_rejoin_sees_the_new_generation() {
+    let broker = TestBroker::start().await;
+    let mut a = broker.client().await;
+    find_coordinator(&mut a).await;
+    let (id_a, first_generation) = join_and_sync(&mut a).await;
+
+    // B joins: A must rejoin, then both sync generation 2.
+    let mut b = broker.client().await;
+    let first = call!(b, 9, JoinGroup, join(""));
+    assert_eq!(first.error_code, MEMBER_ID_REQUIRED);
+    let id_b = first.member_id;
+    b.send_only(9, join(&id_b).into()).await;
+    let rejoined = call!(a, 9, JoinGroup, join(&id_a));
+    let generation = rejoined.generation_id;
+    assert_eq!(generation, first_generation + 1);
+    let (_, joined_b) = b.receive(freshet_protocol::ApiKey::JoinGroup, 9).await;
+    let freshet_protocol::Response::JoinGroup(joined_b) = joined_b else {
+        panic!("not a JoinGroup answer");
+    };
+    assert_eq!(joined_b.generation_id, generation);
+    let sync = |member: &str, assignments: Vec<SyncGroupRequestAssignment>| SyncGroupRequest {
+        group_id: GROUP.into(),
+        generation_id: generation,
+        member_id: member.into(),
+        assignments,
+        ..Default::default()
+    };
+    b.send_only(5, sync(&id_b, vec![]).into()).await;
+    let assignment = |member: &str| SyncGroupRequestAssignment {
+        member_id: member.into(),
+        assignment: Bytes::from_static(b"assignment"),
+        ..Default::default()
+    };
+    let synced = call!(
+        a,
+        5,
+        SyncGroup,
+        sync(&id_a, vec![assignment(&id_a), assignment(&id_b)])
+    );
+    assert_eq!(synced.error_code, 0);
+    b.receive(freshet_protocol::ApiKey::SyncGroup, 5).await;
+
+    // A rejoins and, in the same breath, commits for the generation it has.
+    a.send_only(9, join(&id_a).into()).await;
+    let commit = OffsetCommitRequest {
+        group_id: GROUP.into(),
+        generation_id_or_member_epoch: generation,
+        member_id: id_a.clone(),
+        topics: vec![OffsetCommitRequestTopic {
+            name: "t".into(),
+            partitions: vec![OffsetCommitRequestPartition {
+                partition_index: 0,
+                committed_offset: 7,
+                committed_leader_epoch: -1,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    a.send_only(9, commit.into()).await;
+    // B rejoins a little later, which ends the rebalance A's JoinGroup waits in.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    b.send_only(9, join(&id_b).into()).await;
+    let (_, rejoined) = a.receive(freshet_protocol::ApiKey::JoinGroup, 9).await;
+    let freshet_protocol::Response::JoinGroup(rejoined) = rejoined else {
+        panic!("not a JoinGroup answer");
+    };
+    assert_eq!(rejoined.generation_id, generation + 1);
+    let (_, committed) = a.receive(freshet_protocol::ApiKey::OffsetCommit, 9).await;
+    let freshet_protocol::Response::OffsetCommit(committed) = committed else {
+        panic!("not an OffsetCommit answer");
+    };
+    assert_eq!(
+        committed.topics[0].partitions[0].error_code, ILLEGAL_GENERATION,
+        "the commit was judged before the rebalance it was sent behind"
     );
 }
 
