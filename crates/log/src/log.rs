@@ -431,9 +431,19 @@ impl Log {
         if !should_roll {
             return Ok(active);
         }
+        self.roll(w, &active, info.base_offset)
+    }
+
+    /// Seals `active` and starts a new active segment at `base_offset`.
+    fn roll(
+        &self,
+        w: &mut WriterState,
+        active: &Arc<Segment>,
+        base_offset: i64,
+    ) -> Result<Arc<Segment>, LogError> {
         active.seal()?;
-        w.mark_dirty(&active);
-        let new = Arc::new(Segment::create(&self.dir, info.base_offset, &self.faults)?);
+        w.mark_dirty(active);
+        let new = Arc::new(Segment::create(&self.dir, base_offset, &self.faults)?);
         w.dir_dirty = true;
         let mut segments = self.segments().as_ref().clone();
         segments.push(new.clone());
@@ -816,14 +826,7 @@ impl Log {
             return Ok(());
         }
         self.drop_clean_marker(w)?;
-        active.seal()?;
-        w.mark_dirty(&active);
-        let fresh = Arc::new(Segment::create(&self.dir, leo, &self.faults)?);
-        w.dir_dirty = true;
-        let mut segments = self.segments().as_ref().clone();
-        segments.push(fresh);
-        self.publish_segments(segments);
-        Ok(())
+        self.roll(w, &active, leo).map(|_| ())
     }
 
     /// Deletes sealed segments from the oldest while `predicate(segment, next base, size)`
