@@ -373,26 +373,7 @@ pub async fn wait_served(c: &mut Client, topic: &str, partitions: i32) -> usize 
 /// How many of the first `partitions` partitions of `topic` answer ListOffsets (latest) with
 /// an error.
 pub async fn unserved_partitions(c: &mut Client, topic: &str, partitions: i32) -> usize {
-    use freshet_protocol::messages::list_offsets_request::{
-        ListOffsetsPartition, ListOffsetsTopic,
-    };
-    use freshet_protocol::messages::ListOffsetsRequest;
-    let request = ListOffsetsRequest {
-        replica_id: -1,
-        topics: vec![ListOffsetsTopic {
-            name: topic.to_string(),
-            partitions: (0..partitions)
-                .map(|p| ListOffsetsPartition {
-                    partition_index: p,
-                    current_leader_epoch: -1,
-                    timestamp: -1,
-                    ..Default::default()
-                })
-                .collect(),
-            ..Default::default()
-        }],
-        ..Default::default()
-    };
+    let request = list_offsets_request(topic, 0..partitions, -1);
     let response = call!(c, 7, ListOffsets, request);
     response
         .topics
@@ -411,25 +392,35 @@ pub async fn list_offset(
     partition: i32,
     timestamp: i64,
 ) -> (i16, i64) {
-    use freshet_protocol::messages::list_offsets_request::{
-        ListOffsetsPartition, ListOffsetsTopic,
-    };
-    use freshet_protocol::messages::ListOffsetsRequest;
-    let request = ListOffsetsRequest {
-        replica_id: -1,
-        topics: vec![ListOffsetsTopic {
-            name: topic.to_string(),
-            partitions: vec![ListOffsetsPartition {
-                partition_index: partition,
-                current_leader_epoch: -1,
-                timestamp,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-        ..Default::default()
-    };
+    let request = list_offsets_request(topic, partition..partition + 1, timestamp);
     let response = call!(c, 7, ListOffsets, request);
     let p = &response.topics[0].partitions[0];
     (p.error_code, p.offset)
+}
+
+/// ListOffsets of `partitions` of `topic` at `timestamp` (-1 latest, -2 earliest).
+pub fn list_offsets_request(
+    topic: &str,
+    partitions: std::ops::Range<i32>,
+    timestamp: i64,
+) -> freshet_protocol::messages::ListOffsetsRequest {
+    use freshet_protocol::messages::list_offsets_request::{
+        ListOffsetsPartition, ListOffsetsTopic,
+    };
+    freshet_protocol::messages::ListOffsetsRequest {
+        replica_id: -1,
+        topics: vec![ListOffsetsTopic {
+            name: topic.to_string(),
+            partitions: partitions
+                .map(|p| ListOffsetsPartition {
+                    partition_index: p,
+                    current_leader_epoch: -1,
+                    timestamp,
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
 }
