@@ -252,8 +252,9 @@ fn offsets_expire_after_retention_once_empty_then_group_is_dropped() {
     assert!(c.group(GROUP).is_none());
 }
 
-#[test]
-fn offsets_of_a_group_with_members_do_not_expire() {
+/// A group whose one member committed offset 5 of t-0 at time 0, with a retention of 1 s
+/// checked every 100 ms; returns the coordinator and the member id.
+fn member_committed_with_short_retention() -> (GroupCoordinator, String) {
     let config = GroupConfig {
         offsets_retention_ms: 1_000,
         offsets_retention_check_interval_ms: 100,
@@ -264,6 +265,12 @@ fn offsets_of_a_group_with_members_do_not_expire() {
     c.handle_join(0, &ctx(1, 3), &range_join(""));
     c.handle_sync(0, &ctx(2, 3), &sync(&a, 1, &[]));
     c.handle_offset_commit(0, &ctx(3, 8), &commit(&a, 1, &[(0, 5)]));
+    (c, a)
+}
+
+#[test]
+fn offsets_of_a_group_with_members_do_not_expire() {
+    let (mut c, a) = member_committed_with_short_retention();
     for t in (1_000..5_000).step_by(1_000) {
         assert_eq!(heartbeat_code(&mut c, t, &a, 1), codes::NONE);
         c.tick(t);
@@ -278,16 +285,7 @@ fn offsets_of_a_group_with_members_do_not_expire() {
 /// becomes Empty (here: its last member leaves), not at the commit.
 #[test]
 fn offsets_expire_a_retention_period_after_the_last_member_leaves() {
-    let config = GroupConfig {
-        offsets_retention_ms: 1_000,
-        offsets_retention_check_interval_ms: 100,
-        ..config()
-    };
-    let mut c = GroupCoordinator::new(config);
-    let a = generated_id(1);
-    c.handle_join(0, &ctx(1, 3), &range_join(""));
-    c.handle_sync(0, &ctx(2, 3), &sync(&a, 1, &[]));
-    c.handle_offset_commit(0, &ctx(3, 8), &commit(&a, 1, &[(0, 5)]));
+    let (mut c, a) = member_committed_with_short_retention();
     assert_eq!(heartbeat_code(&mut c, 2_500, &a, 1), codes::NONE);
     let leave = LeaveGroupRequest {
         group_id: GROUP.to_string(),
