@@ -94,6 +94,11 @@ impl Refusal {
         }
     }
 
+    /// A batch-level error: its Kafka code and its description.
+    fn batch(e: freshet_records::BatchError) -> Refusal {
+        Refusal::with(e.kafka_error_code(), e.to_string())
+    }
+
     fn from_records(e: RecordError) -> Refusal {
         let record_index = match e {
             RecordError::Malformed { record_index, .. } => Some(record_index),
@@ -330,14 +335,14 @@ fn producer_refusal(e: ProducerError) -> Refusal {
 fn set_max_timestamp(batch: &mut [u8], max_timestamp_ms: i64) -> Result<(), Refusal> {
     freshet_records::set_max_timestamp(batch, max_timestamp_ms)
         .map(|_| ())
-        .map_err(|e| Refusal::with(e.kafka_error_code(), e.to_string()))
+        .map_err(Refusal::batch)
 }
 
 /// LogAppendTime, done in place by the records crate as Kafka's LogValidator does it.
 fn stamp_log_append_time(batch: &mut [u8], now_ms: i64) -> Result<(), Refusal> {
     freshet_records::stamp_log_append_time(batch, now_ms)
         .map(|_| ())
-        .map_err(|e| Refusal::with(e.kafka_error_code(), e.to_string()))
+        .map_err(Refusal::batch)
 }
 
 /// Kafka 4 requires exactly one RecordBatch v2 per partition in Produce v3+, and checks the
@@ -351,7 +356,7 @@ fn single_batch(records: &[u8], version: i16) -> Result<BatchHeader, Refusal> {
                 "produce request carries no record batch",
             ))
         }
-        Some(Err(e)) => return Err(Refusal::with(e.kafka_error_code(), e.to_string())),
+        Some(Err(e)) => return Err(Refusal::batch(e)),
         Some(Ok((_, header))) => header,
     };
     if batches.next().is_some() {
@@ -361,8 +366,7 @@ fn single_batch(records: &[u8], version: i16) -> Result<BatchHeader, Refusal> {
         ));
     }
     // The CRC first, so that a damaged batch is CORRUPT_MESSAGE before its records are read.
-    freshet_records::validate(records)
-        .map_err(|e| Refusal::with(e.kafka_error_code(), e.to_string()))?;
+    freshet_records::validate(records).map_err(Refusal::batch)?;
     if header.record_count <= 0 {
         return Err(Refusal::with(
             codes::INVALID_RECORD,
@@ -371,9 +375,7 @@ fn single_batch(records: &[u8], version: i16) -> Result<BatchHeader, Refusal> {
     }
     // Kafka's LogValidator: a client batch's count must match its offset range, or the
     // sequence numbers it claims (base + last offset delta) would not be its records'.
-    header
-        .check_producer_counts()
-        .map_err(|e| Refusal::with(e.kafka_error_code(), e.to_string()))?;
+    header.check_producer_counts().map_err(Refusal::batch)?;
     if version < PRODUCE_VERSION_MIN_ZSTD && header.compression() == Compression::Zstd {
         return Err(Refusal::with(
             codes::UNSUPPORTED_COMPRESSION_TYPE,
